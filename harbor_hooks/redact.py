@@ -17,24 +17,25 @@ from harbor_hooks.readers import TrialTrace, Turn
 
 PLACEHOLDER = "[REDACTED:{}]"
 
-# (kind, trigger, pattern). The trigger is a cheap regex with a literal prefix (a fast
-# scan); the full pattern runs only where its trigger is found. A leading group (the
+# (kind, triggers, pattern). The triggers are literals, one of which every match contains
+# (a fast `in` scan); the full pattern runs only where a trigger is found. A leading group (the
 # "Bearer " of a header, the NAME= of an assignment) is kept. Specific kinds run first
 # (Anthropic keys also start with sk-; a bearer token may be an OpenAI key).
-PATTERNS: list[tuple[str, str, str]] = [
-    ("private_key", "PRIVATE KEY",
+PATTERNS: list[tuple[str, tuple[str, ...], str]] = [
+    ("private_key", ("PRIVATE KEY",),
      r"-----BEGIN[A-Z0-9 ]*PRIVATE KEY-----[\s\S]*?(?:-----END[A-Z0-9 ]*PRIVATE KEY-----|\Z)"),
-    ("anthropic", "sk-ant-", r"\bsk-ant-[A-Za-z0-9]{2,8}-[A-Za-z0-9_\-]{20,}"),
-    ("openai", "sk-", r"\bsk-(?:proj-|svcacct-|admin-|None-)?[A-Za-z0-9_\-]{20,}"),
-    ("huggingface", "hf_", r"\bhf_[A-Za-z0-9]{30,}"),
-    ("google", "AIza", r"\bAIza[0-9A-Za-z_\-]{35}"),
-    ("aws_access_key", "A[KS]IA", r"\bA[KS]IA[0-9A-Z]{16}\b"),
-    ("github", "g(?:h[pousr]_|ithub_pat_)", r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})"),
-    ("slack", "xox", r"\bxox[abposr]-[A-Za-z0-9\-]{10,}"),
-    ("bearer", "earer", r"(\b[Bb]earer\s+)[A-Za-z0-9._~+/=\-]{8,}"),
-    ("basic_auth", "asic", r"(\b[Bb]asic\s+)[A-Za-z0-9+/]{8,}={0,2}"),
+    ("anthropic", ("sk-ant-",), r"\bsk-ant-[A-Za-z0-9]{2,8}-[A-Za-z0-9_\-]{20,}"),
+    ("openai", ("sk-",), r"\bsk-(?:proj-|svcacct-|admin-|None-)?[A-Za-z0-9_\-]{20,}"),
+    ("huggingface", ("hf_",), r"\bhf_[A-Za-z0-9]{30,}"),
+    ("google", ("AIza",), r"\bAIza[0-9A-Za-z_\-]{35}"),
+    ("aws_access_key", ("AKIA", "ASIA"), r"\bA[KS]IA[0-9A-Z]{16}\b"),
+    ("github", ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
+     r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})"),
+    ("slack", ("xox",), r"\bxox[abposr]-[A-Za-z0-9\-]{10,}"),
+    ("bearer", ("earer",), r"(\b[Bb]earer\s+)[A-Za-z0-9._~+/=\-]{8,}"),
+    ("basic_auth", ("asic",), r"(\b[Bb]asic\s+)[A-Za-z0-9+/]{8,}={0,2}"),
     # NAME=value, NAME: value, "NAME": "value", and the same JSON-escaped, once or more
-    ("env_secret", "_(?:KEY|TOKEN|SECRET|PASS)",
+    ("env_secret", ("_KEY", "_TOKEN", "_SECRET", "_PASS"),
      r"(\b[A-Za-z0-9_]*(?:_KEY|_TOKEN|_SECRET|_PASSWORD|_PASSWD)(?:\\*[\"'])?\s*[=:]\s*(?:\\*[\"'])?)"
      r"(?!\[REDACTED)[^\s\"'\\,;}]{4,}"),
 ]
@@ -47,20 +48,22 @@ class Redactor:
 
     def __init__(self, extra_patterns: list[str] | tuple[str, ...] = ()):
         self._rules = []
-        for kind, trigger, pattern in PATTERNS:
+        for kind, triggers, pattern in PATTERNS:
             regex = re.compile(pattern)
             keep = r"\1" if regex.groups else ""
-            self._rules.append((kind, re.compile(trigger), regex, keep + PLACEHOLDER.format(kind)))
+            found = (lambda text, t=triggers: any(s in text for s in t))
+            self._rules.append((kind, found, regex, keep + PLACEHOLDER.format(kind)))
         for pattern in extra_patterns:
             regex = re.compile(pattern)
-            self._rules.append(("custom", regex, regex, PLACEHOLDER.format("custom")))
+            found = (lambda text, r=regex: r.search(text) is not None)
+            self._rules.append(("custom", found, regex, PLACEHOLDER.format("custom")))
         self.counts: Counter = Counter()
 
     def text(self, value: str, rules: list | None = None) -> str:
         if not value:
             return value
-        for kind, trigger, regex, replacement in self._rules if rules is None else rules:
-            if trigger.search(value) is None:
+        for kind, found, regex, replacement in self._rules if rules is None else rules:
+            if not found(value):
                 continue
             value, n = regex.subn(replacement, value)
             if n:
@@ -70,7 +73,7 @@ class Redactor:
     def rules_for(self, texts: list[str]) -> list:
         """The rules whose trigger occurs somewhere in texts: one scan each over all of them."""
         joined = "\0".join(texts)
-        return [rule for rule in self._rules if rule[1].search(joined) is not None]
+        return [rule for rule in self._rules if rule[1](joined)]
 
     def value(self, value: Any, rules: list | None = None) -> Any:
         """Redact every string inside a JSON value (tool-call arguments, tool definitions):

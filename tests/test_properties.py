@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -31,6 +32,7 @@ from harbor_hooks.output import iter_batches
 from harbor_hooks.readers import content_text
 from harbor_hooks.readers.atif import read_atif_trial
 from harbor_hooks.readers.episodes import read_episode_trial
+from harbor_hooks.redact import PATTERNS
 from harbor_hooks.report import ExportReport, TraceReadError
 from harbor_hooks.trial import JobResults, load_trial_meta
 
@@ -308,3 +310,13 @@ def test_episodes_nothing_lost(folders, last):
                 if role == "assistant" and "</think>" in want and "<think>" not in want:
                     want = "<think>" + want  # vLLM's reply closing a <think> it never opened
                 assert text == want, (text, want)
+
+
+@pytest.mark.parametrize("kind,triggers,pattern", PATTERNS, ids=[p[0] for p in PATTERNS])
+def test_every_secret_match_contains_a_trigger(kind, triggers, pattern):
+    """The redactor runs a pattern only where one of its literal triggers occurs: every
+    string the pattern matches must contain one, or a secret would be left in place."""
+    @given(st.from_regex(pattern, fullmatch=True))
+    def check(secret):
+        assert any(t in secret for t in triggers), (kind, secret)
+    check()
