@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import stat
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,29 +14,52 @@ import orjson
 from harbor_hooks.report import ExportReport, TraceReadError
 
 
-def read_bytes(path: str, limit: int | None = None) -> bytes:
-    """A file's bytes; larger than limit, it is not read at all (memory stays bounded)."""
+class _FinalSymlink(Exception):
+    """read_bytes(follow=False) met a symlink as the last part of the path."""
+
+
+def read_bytes(path: str, limit: int | None = None, follow: bool = True) -> bytes:
+    """A file's bytes; larger than limit, it is not read at all (memory stays bounded).
+    follow=False refuses a symlink as the last part of the path (_FinalSymlink)."""
+    flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | (0 if follow else os.O_NOFOLLOW)
     try:
-        with open(path, "rb") as fh:
-            if limit is not None:
-                size = os.fstat(fh.fileno()).st_size
-                if size > limit:
-                    raise TraceReadError(path, f"file of {size} bytes exceeds --max-file-bytes ({limit})")
-                data = fh.read(limit + 1)
-                if len(data) > limit:  # grew while we read it
-                    raise TraceReadError(path, f"file exceeds --max-file-bytes ({limit})")
-                return data
-            return fh.read()
-    except IsADirectoryError:
-        raise TraceReadError(path, "is a directory, expected a file") from None
-    except PermissionError:
-        raise TraceReadError(path, "permission denied") from None
+        fd = os.open(path, flags)
     except FileNotFoundError:
         raise TraceReadError(path, "file not found") from None
+    except PermissionError:
+        raise TraceReadError(path, "permission denied") from None
     except OSError as exc:
+        if not follow and exc.errno == errno.ELOOP:
+            raise _FinalSymlink(path) from None
         raise TraceReadError(path, f"cannot read ({exc.strerror or exc})") from None
     except ValueError:  # a NUL inside a name taken from the data
         raise TraceReadError(path, "not a valid file name") from None
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise TraceReadError(path, "is a directory, expected a file")
+        if not stat.S_ISREG(info.st_mode):  # a FIFO or a device would block or never end
+            raise TraceReadError(path, "is not a regular file")
+        size = info.st_size
+        if limit is not None and size > limit:
+            raise TraceReadError(path, f"file of {size} bytes exceeds --max-file-bytes ({limit})")
+        want = size + 1 if limit is None else min(size, limit) + 1
+        chunks = []
+        total = 0
+        while True:  # until the end; a file that grows while read is read on, to the limit
+            chunk = os.read(fd, want)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+            if limit is not None and total > limit:
+                raise TraceReadError(path, f"file exceeds --max-file-bytes ({limit})")
+            want = max(want, 1 << 16) if limit is None else min(max(want, 1 << 16), limit + 1 - total)
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    except OSError as exc:
+        raise TraceReadError(path, f"cannot read ({exc.strerror or exc})") from None
+    finally:
+        os.close(fd)
 
 
 TOKEN_IDS_KEY = b'_token_ids":'
@@ -71,7 +96,12 @@ def read_json(path: str, report: ExportReport | None = None, trajectory: bool = 
     module writes and reads but strict JSON forbids (a raw control character such as NUL
     inside a string, NaN, Infinity, numbers beyond a double) is read as Python reads it,
     and noted."""
-    data = read_bytes(path, limit)
+    return parse_json(read_bytes(path, limit), path, report, trajectory)
+
+
+def parse_json(data: bytes, path: str, report: ExportReport | None = None,
+               trajectory: bool = False) -> Any:
+    """read_json on bytes already read from path."""
     if trajectory:
         data = drop_token_ids(data)
     if not data.strip():
@@ -112,11 +142,6 @@ def _scrub_surrogates(value: Any) -> Any:
     return value
 
 
-def read_text(path: str, limit: int | None = None) -> str:
-    """Text of a file; undecodable bytes become U+FFFD rather than failing the file."""
-    return read_bytes(path, limit).decode("utf-8", errors="replace")
-
-
 @dataclass(frozen=True)
 class ReadLimits:
     max_file_bytes: int = 64 << 20
@@ -131,37 +156,47 @@ class TrialFiles:
         self.trial_dir = trial_dir
         self.report = report
         self.limits = limits
-        self._root: str | None = None
+        self._root: str | None = None  # realpath of the trial, resolved on the first link
+        self._norm_root = os.path.normpath(trial_dir)
+        self._prefix = "" if self._norm_root == "." else self._norm_root.rstrip(os.sep) + os.sep
         self._inside: set[str] = set()  # directories already found to stay in the trial
+
+    def _outside_link(self, link: str, path: str) -> None:
+        """Raise when the symlink `link` (path or a folder above it) resolves out of the trial."""
+        if self._root is None:
+            self._root = os.path.realpath(self.trial_dir)
+        if not os.path.realpath(link).startswith(self._root + os.sep):
+            raise TraceReadError(path, "symlink points outside the trial directory")
 
     def _confined(self, path: str) -> str:
         """path, unless it leads out of the trial: by `..` (an image path, a reference) or
-        by a symlink at any level below the trial directory (agent/ itself may be one)."""
-        root = os.path.normpath(self.trial_dir)
+        by a symlinked folder at any level below the trial directory (agent/ itself may be
+        one). The file itself is checked as it is opened (_read)."""
         norm = os.path.normpath(path)
-        prefix = "" if root == "." else root.rstrip(os.sep) + os.sep
-        rel = norm[len(prefix):]
-        if not norm.startswith(prefix) or os.path.isabs(rel) or rel == os.pardir \
+        rel = norm[len(self._prefix):]
+        if not norm.startswith(self._prefix) or os.path.isabs(rel) or rel == os.pardir \
                 or rel.startswith(os.pardir + os.sep):
             raise TraceReadError(path, "path leads outside the trial directory")
-        current = root
-        parts = rel.split(os.sep)
-        for i, part in enumerate(parts):
+        current = self._norm_root
+        for part in rel.split(os.sep)[:-1]:
             current = os.path.join(current, part)
-            if current in self._inside:
-                continue
-            # only links can lead out of the trial: resolve just those
-            if os.path.islink(current):
-                if self._root is None:
-                    self._root = os.path.realpath(self.trial_dir)
-                if not os.path.realpath(current).startswith(self._root + os.sep):
-                    raise TraceReadError(path, "symlink points outside the trial directory")
-            if i < len(parts) - 1:
+            if current not in self._inside:
+                # only links can lead out of the trial: resolve just those
+                if os.path.islink(current):
+                    self._outside_link(current, path)
                 self._inside.add(current)
         return path
 
+    def _read(self, path: str) -> bytes:
+        self._confined(path)
+        try:  # one open that refuses a symlink: the common case costs no lstat
+            return read_bytes(path, self.limits.max_file_bytes, follow=False)
+        except _FinalSymlink:
+            self._outside_link(path, path)
+            return read_bytes(path, self.limits.max_file_bytes)
+
     def json(self, path: str, trajectory: bool = False) -> Any:
-        return read_json(self._confined(path), self.report, trajectory, self.limits.max_file_bytes)
+        return parse_json(self._read(path), path, self.report, trajectory)
 
     def json_object(self, path: str, trajectory: bool = False) -> dict[str, Any]:
         data = self.json(path, trajectory)
@@ -170,10 +205,10 @@ class TrialFiles:
         return data
 
     def bytes(self, path: str) -> bytes:
-        return read_bytes(self._confined(path), self.limits.max_file_bytes)
+        return self._read(path)
 
     def text(self, path: str) -> str:
-        return read_text(self._confined(path), self.limits.max_file_bytes)
+        return self._read(path).decode("utf-8", errors="replace")
 
     def message(self, text: str, path: str) -> str:
         """text, unless it exceeds --max-message-bytes (then the file/episode is skipped)."""

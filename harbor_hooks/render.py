@@ -14,6 +14,8 @@ from harbor_hooks.readers import Conversation, Episode, TrialTrace, Turn
 from harbor_hooks.trial import TrialMeta
 
 SCHEMAS = ("harbor", "messages", "llamafactory")
+# json.dumps(value, ensure_ascii=False) without building an encoder per call
+dumps = json.JSONEncoder(ensure_ascii=False).encode
 SHAREGPT_ROLES = {"user": "human", "assistant": "gpt", "system": "system", "tool": "observation"}
 
 
@@ -42,7 +44,7 @@ def harbor_assistant_text(turn: Turn) -> str:
             message = "<think>" + message
         parts.append(message)
     for call in turn.tool_calls:
-        payload = json.dumps({"name": call.name, "arguments": call.arguments}, ensure_ascii=False)
+        payload = dumps({"name": call.name, "arguments": call.arguments})
         parts.append(f"<tool_call>\n{payload}\n</tool_call>")
     return "\n".join(parts)
 
@@ -87,7 +89,7 @@ def chat_messages(turns: list[Turn], conversation: Conversation,
                 call_id = call.id or f"call_{index}_{k}"
                 arguments = call.arguments if call.arguments is not None else {}
                 calls.append({"id": call_id, "type": "function", "function": {
-                    "name": call.name or "", "arguments": json.dumps(arguments, ensure_ascii=False)}})
+                    "name": call.name or "", "arguments": dumps(arguments)}})
             pending = [c["id"] for c in calls]
             content, reasoning = turn.text, turn.reasoning
             if reasoning and opts.reasoning == "inline":
@@ -149,7 +151,7 @@ def llamafactory(messages: list[dict[str, Any]]) -> tuple[list[dict[str, str]], 
         think = "<think>\n" + "\n\n".join(thoughts) + "\n</think>\n\n" if thoughts else ""
         if group["calls"]:
             calls = group["calls"][0] if len(group["calls"]) == 1 else group["calls"]
-            out.append({"from": "function_call", "value": think + json.dumps(calls, ensure_ascii=False)})
+            out.append({"from": "function_call", "value": think + dumps(calls)})
         else:
             out.append({"from": "gpt", "value": think + text})
     return out, system
@@ -226,7 +228,7 @@ def render_rows(selected: list[tuple[Conversation, Episode]], trace: TrialTrace,
             rendered = cache[id(conversation)] = _Rendered(render, conversation, opts)
         messages = rendered.messages(episode)
         tools = conversation.tool_definitions
-        tools_json = json.dumps(tools, ensure_ascii=False) if tools else None
+        tools_json = dumps(tools) if tools else None
         n_turns, n_calls, prompt_tokens, completion_tokens = _counts(episode.turns)
         row: dict[str, Any] = {}
         if opts.schema == "harbor":

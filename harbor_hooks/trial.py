@@ -68,6 +68,7 @@ class JobResults:
 
     def __init__(self, report: ExportReport | None = None):
         self._by_dir: dict[str, dict[str, str] | None] = {}
+        self._by_parent: dict[str, dict[str, str] | None] = {}
         self._report = report
 
     def _load(self, directory: str) -> dict[str, Any] | None:
@@ -86,7 +87,12 @@ class JobResults:
 
     def for_trial(self, trial_dir: str) -> dict[str, str] | None:
         """The nearest job-level result.json above the trial (Harbor looks up to six levels)."""
-        current = os.path.dirname(os.path.abspath(trial_dir))
+        parent = os.path.dirname(os.path.abspath(trial_dir))
+        if parent not in self._by_parent:  # the trials of a job share their parent
+            self._by_parent[parent] = self._nearest(parent)
+        return self._by_parent[parent]
+
+    def _nearest(self, current: str) -> dict[str, str] | None:
         for _ in range(6):
             data = self._load(current)
             if data is not None:
@@ -132,9 +138,12 @@ def load_trial_meta(trial_dir: str, jobs: JobResults, files: TrialFiles | None =
     files = files or TrialFiles(trial_dir, ExportReport())
     report = files.report
     result_path = os.path.join(trial_dir, "result.json")
-    if not os.path.lexists(result_path):
-        raise TraceReadError(result_path, "trial has no result.json (still running or killed)")
-    raw = files.json(result_path)
+    try:
+        raw = files.json(result_path)
+    except TraceReadError as exc:
+        if exc.reason == "file not found" and not os.path.lexists(result_path):
+            raise TraceReadError(result_path, "trial has no result.json (still running or killed)") from None
+        raise
     if not isinstance(raw, dict):
         raise TraceReadError(result_path, f"expected a JSON object, found {type(raw).__name__}")
 

@@ -143,6 +143,5 @@ def content_text(content: Any, images: list[str] | None = None) -> str:
     return json_text(content)
 
 
-def json_text(value: Any) -> str:
-    """JSON as Harbor writes it into rows (json.dumps defaults, non-ASCII kept)."""
-    return json.dumps(value, ensure_ascii=False, default=str)
+# JSON as Harbor writes it into rows (json.dumps defaults, non-ASCII kept), one encoder
+json_text = json.JSONEncoder(ensure_ascii=False, default=str).encode
