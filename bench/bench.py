@@ -53,13 +53,14 @@ def tree_pss(proc: psutil.Process) -> int:
     return total
 
 
-def measure(argv: list[str], memory: bool = False) -> tuple[float, int, str]:
+def measure(argv: list[str], memory: bool = False,
+            env: dict[str, str] | None = None) -> tuple[float, int, str]:
     """(wall seconds, peak summed PSS bytes or 0, stdout) of a command and its children.
 
     Sampling PSS reads /proc/*/smaps, which costs CPU: timed runs do not sample, and a
     separate run measures memory."""
     start = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
     ps = psutil.Process(proc.pid)
     peak = 0
     done = threading.Event()
@@ -93,10 +94,15 @@ def ours(job: Path, out: Path, *flags: str, memory: bool = False) -> tuple[float
     return wall, peak, rows
 
 
+# LiteLLM (imported by Harbor) fetches a model cost map from GitHub at import and, offline,
+# retries with sleeps: timing those would flatter harbor-hooks, so Harbor uses its local copy
+HARBOR_ENV = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "HARBOR_TELEMETRY": "0"}
+
+
 def harbor(python: Path, job: Path, out: Path, episodes: str,
            memory: bool = False) -> tuple[float, int, int]:
     wall, peak, stdout = measure([str(python), "-c", HARBOR_SCRIPT, str(job), episodes, str(out)],
-                                 memory)
+                                 memory, env=HARBOR_ENV)
     return wall, peak, int(stdout.strip().splitlines()[-1])
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -18,7 +19,7 @@ from harbor_hooks.readers import TrialTrace, Turn
 PLACEHOLDER = "[REDACTED:{}]"
 
 # (kind, triggers, pattern). The triggers are literals, one of which every match contains
-# (a fast `in` scan); the full pattern runs only where a trigger is found. A leading group (the
+# (one fast scan); the full pattern runs only where a trigger is found. A leading group (the
 # "Bearer " of a header, the NAME= of an assignment) is kept. Specific kinds run first
 # (Anthropic keys also start with sk-; a bearer token may be an OpenAI key).
 PATTERNS: list[tuple[str, tuple[str, ...], str]] = [
@@ -51,7 +52,7 @@ class Redactor:
         for kind, triggers, pattern in PATTERNS:
             regex = re.compile(pattern)
             keep = r"\1" if regex.groups else ""
-            found = (lambda text, t=triggers: any(s in text for s in t))
+            found = _finder(triggers)
             self._rules.append((kind, found, regex, keep + PLACEHOLDER.format(kind)))
         for pattern in extra_patterns:
             regex = re.compile(pattern)
@@ -129,6 +130,15 @@ class Redactor:
                 call.arguments = self.value(call.arguments, rules)
                 if call.name:
                     call.name = self.text(call.name, rules)
+
+
+def _finder(triggers: tuple[str, ...]) -> Callable[[str], bool]:
+    """Whether a text holds one of the triggers, in one scan: `in` for one literal, an
+    alternation otherwise (a scan per literal would cost more than the alternation)."""
+    if len(triggers) == 1:
+        return lambda text, literal=triggers[0]: literal in text
+    regex = re.compile("|".join(map(re.escape, triggers)))
+    return lambda text: regex.search(text) is not None
 
 
 def _json(value: Any) -> str:
