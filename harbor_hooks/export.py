@@ -180,7 +180,7 @@ def trial_rows(trial_dir: str, root: str, jobs: JobResults, opts: ExportOptions,
             verifier = redactor.text(verifier)
     report.images += sum(len(t.images) for t in turns)
     images = load_images(trial_dir, turns, files) if opts.images == "keep" else None
-    source_path = os.path.relpath(trial_dir, root) if root else trial_dir
+    source_path = _relative(trial_dir, root) if root else trial_dir
     render_opts = opts.render_options()
     selected = selected_episodes(trace, render_opts)
     if len(selected) > opts.max_rows_per_trial:  # cut before rendering: rows grow quadratically
@@ -193,6 +193,15 @@ def trial_rows(trial_dir: str, root: str, jobs: JobResults, opts: ExportOptions,
         return []
     report.trials_exported += 1
     return rows
+
+
+def _relative(path: str, root: str) -> str:
+    """os.path.relpath(path, root) without its two abspath calls, for the usual case of a
+    path found under root."""
+    prefix = root.rstrip(os.sep) + os.sep
+    if path.startswith(prefix) and os.pardir not in path[len(prefix):].split(os.sep):
+        return os.path.normpath(path[len(prefix):])
+    return os.path.relpath(path, root)
 
 
 def load_images(trial_dir: str, turns: list[Turn], files: TrialFiles) -> dict[str, bytes]:
@@ -405,14 +414,17 @@ def run_export(
     results: list[tuple[int, dict[str, str], dict[str, int], ExportReport]] = []
     done_trials = 0
     total = report.trials_found
-    if workers == 1 or len(tasks) <= 1:
+    context = _pool_context()
+    # one task runs in a forked worker too: in this process pyarrow would import pandas
+    # (see _worker_init), which costs more than a fork; a fresh (forkserver) process does not
+    if workers == 1 or not tasks or (len(tasks) == 1 and context.get_start_method() != "fork"):
         for i, (root, trials) in enumerate(tasks):
             results.append(export_task(i, trials, root, opts, workdir))
             done_trials += len(trials)
             if on_progress:
                 on_progress(done_trials, total)
     else:
-        with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=_pool_context(),
+        with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=context,
                                  initializer=_worker_init) as pool:
             futures = [pool.submit(export_task, i, trials, root, opts, workdir)
                        for i, (root, trials) in enumerate(tasks)]
