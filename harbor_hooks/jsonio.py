@@ -43,18 +43,13 @@ def read_bytes(path: str, limit: int | None = None, follow: bool = True) -> byte
         size = info.st_size
         if limit is not None and size > limit:
             raise TraceReadError(path, f"file of {size} bytes exceeds --max-file-bytes ({limit})")
-        want = size + 1 if limit is None else min(size, limit) + 1
-        chunks = []
-        total = 0
-        while True:  # until the end; a file that grows while read is read on, to the limit
-            chunk = os.read(fd, want)
-            if not chunk:
-                break
+        chunks, total, want = [], 0, size + 1  # one read for a file that does not change
+        while chunk := os.read(fd, want):  # one that grows while read is read on, to the limit
             chunks.append(chunk)
             total += len(chunk)
             if limit is not None and total > limit:
                 raise TraceReadError(path, f"file exceeds --max-file-bytes ({limit})")
-            want = max(want, 1 << 16) if limit is None else min(max(want, 1 << 16), limit + 1 - total)
+            want = 1 << 16 if limit is None else min(1 << 16, limit + 1 - total)
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
     except OSError as exc:
         raise TraceReadError(path, f"cannot read ({exc.strerror or exc})") from None

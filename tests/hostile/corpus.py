@@ -10,6 +10,7 @@ once), report notes, and optional checks of the rows' contents.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -444,6 +445,13 @@ def response_txt_is_dir(d: Path, outside: Path) -> None:
     trial = episode_trial(d)
     (trial / "agent" / "episode-0" / "response.txt").unlink()
     (trial / "agent" / "episode-0" / "response.txt").mkdir()
+
+
+@case(rows=0, skips=[("trial", f"{T}/agent/trajectory.json", "is not a regular file")])
+def trajectory_is_fifo(d: Path, outside: Path) -> None:
+    """A named pipe nobody writes to: opening it for reading would wait forever."""
+    trial = make_trial(d, T)
+    os.mkfifo(trial / "agent" / "trajectory.json")
 
 
 @case(rows=2, skips=[("file", f"{T}/agent/trajectory.summary-1.json", "is not a regular file")])
