@@ -136,6 +136,14 @@ def run_measured(*args: str, timeout: float = 120) -> tuple[subprocess.Completed
     return proc, peak
 
 
+def assert_skipped(report_path: Path, stderr: str, expected: list[tuple[str, str, str]]) -> None:
+    """Exactly the expected (kind, path, reason) skips in --report, each one line on stderr."""
+    report = json.loads(report_path.read_text())
+    assert sorted((s["kind"], s["path"], s["reason"]) for s in report["skipped"]) == sorted(expected)
+    for kind, path, reason in expected:
+        assert stderr.count(f"skipped {kind} {path}: {reason}") == 1
+
+
 def test_200mb_message_is_skipped_unread_and_counted(tmp_path):
     """A 200 MB message (in a trajectory, in an episode's response.txt) is over the default
     --max-file-bytes (64 MiB): skipped without being read, counted; a 17 MB one is under it
@@ -164,10 +172,7 @@ def test_200mb_message_is_skipped_unread_and_counted(tmp_path):
         ("trial", f"{long_message}/agent/trajectory.json",
          f"a message of {17 * MiB} bytes exceeds --max-message-bytes ({16 * MiB})"),
     ]
-    report = json.loads((tmp_path / "report.json").read_text())
-    assert sorted((s["kind"], s["path"], s["reason"]) for s in report["skipped"]) == sorted(expected)
-    for kind, path, reason in expected:
-        assert proc.stderr.count(f"skipped {kind} {path}: {reason}") == 1
+    assert_skipped(tmp_path / "report.json", proc.stderr, expected)
     rows = read_jsonl(tmp_path / "o.jsonl")
     assert sorted((r["trial_name"], r["episode"]) for r in rows) == [
         ("bigepisode__2", "episode-0"), ("ok__4", "episode-0"), ("ok__4", "episode-1")]
@@ -281,10 +286,7 @@ def test_unreadable_files_are_reported(tmp_path):
         ("trial", f"{closed_agent}/agent", "cannot list directory (Permission denied)"),
         ("file", str(closed_trial), "cannot list directory (Permission denied)"),
     ]
-    report = json.loads((tmp_path / "r.json").read_text())
-    assert sorted((s["kind"], s["path"], s["reason"]) for s in report["skipped"]) == sorted(expected)
-    for kind, path, reason in expected:
-        assert proc.stderr.count(f"skipped {kind} {path}: {reason}") == 1
+    assert_skipped(tmp_path / "r.json", proc.stderr, expected)
     rows = read_jsonl(tmp_path / "o.jsonl")
     assert sorted((r["trial_name"], r["episode"]) for r in rows) == [
         ("episodes__2", "episode-0"), ("ok__6", "episode-0"), ("ok__6", "episode-1")]
