@@ -49,6 +49,8 @@ def read_bytes(path: str, limit: int | None = None, follow: bool = True) -> byte
             total += len(chunk)
             if limit is not None and total > limit:
                 raise TraceReadError(path, f"file exceeds --max-file-bytes ({limit})")
+            if total <= size:  # short of what was asked: the end, without one more read to see it
+                break
             want = 1 << 16 if limit is None else min(1 << 16, limit + 1 - total)
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
     except OSError as exc:
