@@ -46,24 +46,23 @@ def _observation_turn(step: dict[str, Any], files: TrialFiles, path: str) -> Tur
     observation = step.get("observation")
     if observation is None:
         return None
-    where = f"(step {step.get('step_id')})"
     if not isinstance(observation, dict):  # never dropped silently
         files.report.skip("step", path, f"observation is a {type(observation).__name__}, "
-                          f"expected an object {where}")
+                          f"expected an object (step {step.get('step_id')})")
         return None
     results = observation.get("results")
     if results is None:
         return None
     if not isinstance(results, list):
         files.report.skip("step", path, f"observation results is a "
-                          f"{type(results).__name__}, expected a list {where}")
+                          f"{type(results).__name__}, expected a list (step {step.get('step_id')})")
         return None
     pairs: list[tuple[str | None, str]] = []
     images: list[str] = []
     for result in results:
         if not isinstance(result, dict):
             files.report.skip("step", path, f"observation result is a "
-                              f"{type(result).__name__}, expected an object {where}")
+                              f"{type(result).__name__}, expected an object (step {step.get('step_id')})")
         elif "content" in result:
             call_id = result.get("source_call_id")
             pairs.append((str(call_id) if call_id is not None else None,
