@@ -42,27 +42,32 @@ def _steps(doc: dict[str, Any], path: str) -> list[Any]:
     return steps
 
 
+def _label(step: dict[str, Any]) -> str:
+    """Which step a skip reason is about (formatted only when one is skipped)."""
+    return f"(step {step.get('step_id')})"
+
+
 def _observation_turn(step: dict[str, Any], files: TrialFiles, path: str) -> Turn | None:
     observation = step.get("observation")
     if observation is None:
         return None
     if not isinstance(observation, dict):  # never dropped silently
         files.report.skip("step", path, f"observation is a {type(observation).__name__}, "
-                          f"expected an object (step {step.get('step_id')})")
+                          f"expected an object {_label(step)}")
         return None
     results = observation.get("results")
     if results is None:
         return None
     if not isinstance(results, list):
         files.report.skip("step", path, f"observation results is a "
-                          f"{type(results).__name__}, expected a list (step {step.get('step_id')})")
+                          f"{type(results).__name__}, expected a list {_label(step)}")
         return None
     pairs: list[tuple[str | None, str]] = []
     images: list[str] = []
     for result in results:
         if not isinstance(result, dict):
             files.report.skip("step", path, f"observation result is a "
-                              f"{type(result).__name__}, expected an object (step {step.get('step_id')})")
+                              f"{type(result).__name__}, expected an object {_label(step)}")
         elif "content" in result:
             call_id = result.get("source_call_id")
             pairs.append((str(call_id) if call_id is not None else None,
@@ -78,12 +83,12 @@ def _tool_calls(step: dict[str, Any], path: str, report: ExportReport) -> list[T
     if not raw:
         return []
     if not isinstance(raw, list):
-        report.skip("step", path, f"tool_calls is not a list (step {step.get('step_id')})")
+        report.skip("step", path, f"tool_calls is not a list {_label(step)}")
         return []
     calls = []
     for call in raw:
         if not isinstance(call, dict):
-            report.skip("step", path, f"tool call is not an object (step {step.get('step_id')})")
+            report.skip("step", path, f"tool call is not an object {_label(step)}")
             continue
         call_id = call.get("tool_call_id")
         name = call.get("function_name")
@@ -135,7 +140,7 @@ def _turns(steps: list[Any], path: str, files: TrialFiles, whole: bool,
             if observation is not None:
                 turns.append(observation)
         else:
-            report.skip("step", path, f"unknown source {source!r} (step {step.get('step_id')})")
+            report.skip("step", path, f"unknown source {source!r} {_label(step)}")
     if whole:
         ends = [len(turns)] if any(t.role == "assistant" for t in turns) else []
     return turns, ends
