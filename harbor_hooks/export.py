@@ -125,9 +125,10 @@ def read_trial(trial_dir: str, jobs: JobResults, opts: ExportOptions,
         return None
     agent_dir = os.path.join(trial_dir, "agent")
     try:
-        if has_trajectory(agent_dir):
+        agent_entries = files.entries(agent_dir)  # listed once, for both readers
+        if has_trajectory(agent_entries):
             trace = read_atif_trial(trial_dir, meta, files, subagents=opts.subagents)
-        elif episode_dirs(agent_dir):
+        elif episode_dirs(agent_entries):
             trace = read_episode_trial(trial_dir, meta, files)
         else:
             report.skip("trial", trial_dir, f"agent {meta.agent!r} wrote neither "

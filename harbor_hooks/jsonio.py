@@ -157,6 +157,7 @@ class TrialFiles:
         self._norm_root = os.path.normpath(trial_dir)
         self._prefix = "" if self._norm_root == "." else self._norm_root.rstrip(os.sep) + os.sep
         self._inside: set[str] = set()  # directories already found to stay in the trial
+        self._listings: dict[str, dict[str, os.DirEntry]] = {}
 
     def _outside_link(self, link: str, path: str) -> None:
         """Raise when the symlink `link` (path or a folder above it) resolves out of the trial."""
@@ -191,6 +192,30 @@ class TrialFiles:
         except _FinalSymlink:
             self._outside_link(path, path)
             return read_bytes(path, self.limits.max_file_bytes)
+
+    def entries(self, directory: str) -> dict[str, os.DirEntry]:
+        """A folder's entries by name, listed once: one scandir answers every "is there
+        a ...?" the readers ask of it, with no stat per question. A missing folder has none."""
+        listing = self._listings.get(directory)
+        if listing is None:
+            try:
+                with os.scandir(directory) as it:
+                    listing = {entry.name: entry for entry in it}
+            except FileNotFoundError:
+                listing = {}
+            except OSError as exc:
+                raise TraceReadError(directory, f"cannot list directory ({exc.strerror or exc})") from None
+            self._listings[directory] = listing
+        return listing
+
+    def is_file(self, directory: str, name: str) -> bool:
+        """os.path.isfile(directory/name) from the folder's listing: a regular file, or a
+        link to one."""
+        try:
+            entry = self.entries(directory).get(name)
+            return entry is not None and entry.is_file()
+        except (OSError, TraceReadError):
+            return False
 
     def json(self, path: str, trajectory: bool = False) -> Any:
         return parse_json(self._read(path), path, self.report, trajectory)

@@ -56,8 +56,7 @@ class Redactor:
             self._rules.append((kind, found, regex, keep + PLACEHOLDER.format(kind)))
         for pattern in extra_patterns:
             regex = re.compile(pattern)
-            found = (lambda text, r=regex: r.search(text) is not None)
-            self._rules.append(("custom", found, regex, PLACEHOLDER.format("custom")))
+            self._rules.append(("custom", regex.search, regex, PLACEHOLDER.format("custom")))
         self.counts: Counter = Counter()
 
     def text(self, value: str, rules: list | None = None) -> str:
@@ -132,13 +131,12 @@ class Redactor:
                     call.name = self.text(call.name, rules)
 
 
-def _finder(triggers: tuple[str, ...]) -> Callable[[str], bool]:
-    """Whether a text holds one of the triggers, in one scan: `in` for one literal, an
-    alternation otherwise (a scan per literal would cost more than the alternation)."""
-    if len(triggers) == 1:
-        return lambda text, literal=triggers[0]: literal in text
-    regex = re.compile("|".join(map(re.escape, triggers)))
-    return lambda text: regex.search(text) is not None
+def _finder(triggers: tuple[str, ...]) -> Callable[[str], Any]:
+    """Whether a text holds one of the triggers (truthy), in one scan. A compiled literal
+    beats `in` here: re skips to each occurrence of the literal's first character in C,
+    while `in` on a short needle advances a few characters a step (on the benchmark's
+    texts: 0.3 vs 0.5-0.7 ns a character), and an alternation is still one scan."""
+    return re.compile("|".join(map(re.escape, triggers))).search
 
 
 def _json(value: Any) -> str:

@@ -21,10 +21,10 @@ from harbor_hooks.trial import TrialMeta
 MAX_CHAIN = 10_000
 
 
-def has_trajectory(agent_dir: str) -> bool:
-    # lexists: a trajectory.json that is a directory, a dangling or looping link is
+def has_trajectory(agent_entries: dict[str, os.DirEntry]) -> bool:
+    # any entry: a trajectory.json that is a directory, a dangling or looping link is
     # reported for what it is when read, not as "wrote no trajectory"
-    return os.path.lexists(os.path.join(agent_dir, "trajectory.json"))
+    return "trajectory.json" in agent_entries
 
 
 def _text(value: Any) -> str | None:
@@ -192,14 +192,14 @@ def _in_agent_dir(agent_dir: str, ref: str) -> str | None:
     return path if os.path.dirname(path) == os.path.normpath(agent_dir) else None
 
 
-def _segment_path(agent_dir: str, ref: Any, current: str) -> str:
+def _segment_path(agent_dir: str, ref: Any, current: str, files: TrialFiles) -> str:
     """Where a continued_trajectory_ref points; it must name a file inside agent/."""
     if not isinstance(ref, str) or not ref or "\0" in ref:
         raise TraceReadError(current, f"continued_trajectory_ref {ref!r} is not a file name")
     path = _in_agent_dir(agent_dir, ref)
     if path is None:
         raise TraceReadError(current, f"continued_trajectory_ref {ref!r} points outside agent/")
-    if not os.path.isfile(path):
+    if not files.is_file(agent_dir, os.path.basename(path)):
         raise TraceReadError(current, f"continued_trajectory_ref {ref!r} names no file")
     return path
 
@@ -234,7 +234,7 @@ def read_atif_trial(trial_dir: str, meta: TrialMeta, files: TrialFiles,
         if not ref:
             break
         try:
-            path = _segment_path(agent_dir, ref, path)
+            path = _segment_path(agent_dir, ref, path, files)
             if path in chain:
                 raise TraceReadError(chain[-1], f"continued_trajectory_ref {ref!r} loops back")
             if len(chain) >= MAX_CHAIN:
@@ -253,7 +253,7 @@ def read_atif_trial(trial_dir: str, meta: TrialMeta, files: TrialFiles,
             ref_path = _in_agent_dir(agent_dir, ref)
             if ref_path is None:
                 report.skip("file", chain[0], f"subagent_trajectory_ref {ref!r} points outside agent/")
-            elif not os.path.isfile(ref_path):
+            elif not files.is_file(agent_dir, os.path.basename(ref_path)):
                 report.skip("file", ref_path, "subagent trajectory referenced but not found")
     return TrialTrace("atif", conversations, instruction)
 
@@ -272,9 +272,9 @@ def _subagents(agent_dir: str, chain: set[str], meta: TrialMeta,
                files: TrialFiles) -> list[Conversation]:
     report = files.report
     try:
-        listing = os.listdir(agent_dir)
-    except OSError as exc:  # removed or made unreadable since the main file was read
-        report.skip("file", agent_dir, f"cannot list directory ({exc.strerror or exc})")
+        listing = files.entries(agent_dir)
+    except TraceReadError as exc:
+        report.skip("file", exc.path, exc.reason)
         return []
     names = sorted(
         name for name in listing
@@ -287,7 +287,7 @@ def _subagents(agent_dir: str, chain: set[str], meta: TrialMeta,
         if path in chain:
             continue
         try:
-            if not os.path.isfile(path):
+            if not files.is_file(agent_dir, name):
                 raise TraceReadError(path, "is not a regular file")
             doc = files.json_object(path, trajectory=True)
             _, model, _ = _agent_fields(doc, meta)

@@ -16,34 +16,28 @@ REPLY_FIELDS = ("content", "text", "message", "output")
 ROLES = {"system", "user", "assistant", "tool"}
 
 
-def _episode_entries(agent_dir: str) -> tuple[list[tuple[int, str]], list[str]]:
+def _episode_entries(agent_entries: dict[str, os.DirEntry]) -> tuple[list[tuple[int, str]], list[str]]:
     """(number, path) of every episode-N folder in numeric order, and the episode-N
     entries that are not folders (files, symlinks: never followed out of the trial)."""
     found, others = [], []
-    try:
-        with os.scandir(agent_dir) as it:
-            for entry in it:
-                match = EPISODE_DIR.fullmatch(entry.name)
-                if not match:
-                    continue
-                try:
-                    is_dir = entry.is_dir(follow_symlinks=False)
-                except OSError:
-                    is_dir = False
-                if is_dir:
-                    found.append((int(match.group(1)), entry.path))
-                else:
-                    others.append(entry.path)
-    except FileNotFoundError:
-        return [], []
-    except OSError as exc:
-        raise TraceReadError(agent_dir, f"cannot list directory ({exc.strerror or exc})") from None
+    for name, entry in agent_entries.items():
+        match = EPISODE_DIR.fullmatch(name)
+        if not match:
+            continue
+        try:
+            is_dir = entry.is_dir(follow_symlinks=False)
+        except OSError:
+            is_dir = False
+        if is_dir:
+            found.append((int(match.group(1)), entry.path))
+        else:
+            others.append(entry.path)
     return sorted(found), sorted(others)
 
 
-def episode_dirs(agent_dir: str) -> list[tuple[int, str]]:
-    """(number, path) of every episode-N folder, in numeric order."""
-    return _episode_entries(agent_dir)[0]
+def episode_dirs(agent_entries: dict[str, os.DirEntry]) -> list[tuple[int, str]]:
+    """(number, path) of every episode-N folder of agent/ (TrialFiles.entries), in numeric order."""
+    return _episode_entries(agent_entries)[0]
 
 
 def _reply_text(value: Any) -> str:
@@ -92,7 +86,7 @@ def read_episode_trial(trial_dir: str, meta: TrialMeta, files: TrialFiles) -> Tr
     report = files.report
     agent_dir = os.path.join(trial_dir, "agent")
     episodes = []
-    folders, others = _episode_entries(agent_dir)
+    folders, others = _episode_entries(files.entries(agent_dir))
     for path in others:
         kind = "a symlink" if os.path.islink(path) else "not a directory"
         report.skip("episode", path, f"is {kind}, expected an episode folder")
