@@ -14,8 +14,9 @@ from harbor_hooks.readers import Conversation, Episode, TrialTrace, Turn
 from harbor_hooks.trial import TrialMeta
 
 SCHEMAS = ("harbor", "messages", "llamafactory")
-# json.dumps(value, ensure_ascii=False) without building an encoder per call
-dumps = json.JSONEncoder(ensure_ascii=False).encode
+# json.dumps(value, ensure_ascii=False) without building an encoder per call; values parsed
+# from JSON cannot be circular, so the check (a dict of ids per call) is skipped
+dumps = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
 SHAREGPT_ROLES = {"user": "human", "assistant": "gpt", "system": "system", "tool": "observation"}
 
 
@@ -167,12 +168,10 @@ def _counts(turns: list[Turn]) -> tuple[int, int, int | None, int | None]:
             continue
         n_turns += 1
         n_calls += len(turn.tool_calls)
-        if turn.metrics:
-            p, c = turn.metrics.get("prompt_tokens"), turn.metrics.get("completion_tokens")
-            if isinstance(p, int):
-                prompt = (prompt or 0) + p
-            if isinstance(c, int):
-                completion = (completion or 0) + c
+        if turn.prompt_tokens is not None:
+            prompt = (prompt or 0) + turn.prompt_tokens
+        if turn.completion_tokens is not None:
+            completion = (completion or 0) + turn.completion_tokens
     return n_turns, n_calls, _int64(prompt), _int64(completion)
 
 
@@ -207,6 +206,8 @@ class _Rendered:
         for messages in self.per_turn:
             self.ends.append(self.ends[-1] + len(messages))
         self.flat = [m for messages in self.per_turn for m in messages]
+        tools = conversation.tool_definitions
+        self.tools_json = dumps(tools) if tools else None
 
     def messages(self, episode: Episode) -> list[dict[str, Any]]:
         n = len(episode.turns)
@@ -227,8 +228,7 @@ def render_rows(selected: list[tuple[Conversation, Episode]], trace: TrialTrace,
         if rendered is None:
             rendered = cache[id(conversation)] = _Rendered(render, conversation, opts)
         messages = rendered.messages(episode)
-        tools = conversation.tool_definitions
-        tools_json = dumps(tools) if tools else None
+        tools_json = rendered.tools_json
         n_turns, n_calls, prompt_tokens, completion_tokens = _counts(episode.turns)
         row: dict[str, Any] = {}
         if opts.schema == "harbor":

@@ -31,7 +31,8 @@ class Turn:
     results: list[tuple[str | None, str]] = field(default_factory=list)  # tool turns
     images: list[str] = field(default_factory=list)  # image paths, relative to agent/
     tools_prefix: bool = False  # Harbor embeds tool definitions in this turn
-    metrics: dict[str, Any] | None = None
+    prompt_tokens: int | None = None  # from ATIF step metrics
+    completion_tokens: int | None = None
 
 
 class TurnPrefix(Sequence):
@@ -143,5 +144,6 @@ def content_text(content: Any, images: list[str] | None = None) -> str:
     return json_text(content)
 
 
-# JSON as Harbor writes it into rows (json.dumps defaults, non-ASCII kept), one encoder
-json_text = json.JSONEncoder(ensure_ascii=False, default=str).encode
+# JSON as Harbor writes it into rows (json.dumps defaults, non-ASCII kept), one encoder;
+# parsed JSON cannot be circular, so the per-call check is skipped
+json_text = json.JSONEncoder(ensure_ascii=False, default=str, check_circular=False).encode

@@ -126,13 +126,15 @@ def _turns(steps: list[Any], path: str, files: TrialFiles, whole: bool,
                 tools_pending = False
             turns.append(turn)
         elif source == "agent":
-            metrics = _metrics(step.get("metrics"))
+            metrics = step.get("metrics")
+            metrics = metrics if isinstance(metrics, dict) else {}
             turns.append(Turn(
                 role="assistant", harbor_role="assistant",
                 text=files.message(content_text(step.get("message"), images), path), images=images,
                 reasoning=files.message(_text(step.get("reasoning_content")) or "", path) or None,
                 tool_calls=_tool_calls(step, path, report),
-                metrics=metrics,
+                prompt_tokens=_token_count(metrics.get("prompt_tokens")),
+                completion_tokens=_token_count(metrics.get("completion_tokens")),
             ))
             if not step.get("is_copied_context"):
                 ends.append(len(turns))
@@ -146,17 +148,13 @@ def _turns(steps: list[Any], path: str, files: TrialFiles, whole: bool,
     return turns, ends
 
 
-TOKEN_COUNTS = ("prompt_tokens", "completion_tokens")
 MAX_TOKEN_COUNT = 1 << 40  # far above any real count; row sums must fit the int64 columns
 
 
-def _metrics(metrics: Any) -> dict[str, Any] | None:
-    """A step's metrics; token counts that are not plausible integers (a string, a bool,
-    a negative or 2**64) are dropped rather than reaching the int64 row columns."""
-    if not isinstance(metrics, dict):
-        return None
-    return {k: v for k, v in metrics.items()
-            if k not in TOKEN_COUNTS or (type(v) is int and 0 <= v < MAX_TOKEN_COUNT)}
+def _token_count(value: Any) -> int | None:
+    """A step's token count, or None when it is not a plausible integer (a string, a
+    bool, a negative or 2**64): such a value must not reach the int64 row columns."""
+    return value if type(value) is int and 0 <= value < MAX_TOKEN_COUNT else None
 
 
 def _agent_fields(doc: dict[str, Any], meta: TrialMeta) -> tuple[str, str, list | None]:
