@@ -334,9 +334,13 @@ def task_rows(trial_dirs: list[str], root: str, opts: ExportOptions,
         except RecursionError:
             report.skip("trial", trial_dir, "nested too deeply to read")
     if redactor is not None:
-        for skip in report.skips:  # reasons quote data (a reference, a source name)
-            skip.path, skip.reason = redactor.text(skip.path), redactor.text(skip.reason)
-        report.notes = [redactor.text(note) for note in report.notes]
+        # reasons quote data (a reference, a source name); one trigger scan for all of them
+        rules = redactor.rules_for([t for skip in report.skips for t in (skip.path, skip.reason)]
+                                   + report.notes)
+        if rules:
+            for skip in report.skips:
+                skip.path, skip.reason = redactor.text(skip.path, rules), redactor.text(skip.reason, rules)
+            report.notes = [redactor.text(note, rules) for note in report.notes]
         report.redactions.update(redactor.counts)
 
 
