@@ -11,6 +11,7 @@ import fnmatch
 import gc
 import hashlib
 import importlib.abc
+import itertools
 import multiprocessing
 import os
 import shutil
@@ -406,6 +407,28 @@ def default_workers() -> int:
         return os.cpu_count() or 1
 
 
+def trial_batches(roots: list[str], recursive: bool,
+                  report: ExportReport) -> Iterator[tuple[str, list[str]]]:
+    """(root, trial dirs) batches of TRIALS_PER_TASK trials, yielded as discovery finds them."""
+    for root in roots:
+        if not os.path.isdir(root):
+            report.skip("trial", root, "path does not exist or is not a directory")
+            continue
+        batch: list[str] = []
+        found = report.trials_found
+        for trial in iter_trial_dirs(root, recursive=recursive, report=report):
+            report.trials_found += 1
+            batch.append(trial)
+            if len(batch) == TRIALS_PER_TASK:
+                yield root, batch
+                batch = []
+        if batch:
+            yield root, batch
+        if report.trials_found == found and not recursive:
+            report.notes.append(f"{root} is not a trial directory (it has no agent/ folder); "
+                                "use --recursive to export the trials under it")
+
+
 def run_export(
     roots: str | os.PathLike | list[str | os.PathLike],
     opts: ExportOptions,
@@ -417,45 +440,34 @@ def run_export(
     """Export every trial under one or more roots into Arrow shards."""
     roots = [os.fspath(r) for r in (roots if isinstance(roots, list) else [roots])]
     report = ExportReport()
-    tasks: list[tuple[str, list[str]]] = []  # (root, trial dirs)
-    for root in roots:
-        if not os.path.isdir(root):
-            report.skip("trial", root, "path does not exist or is not a directory")
-            continue
-        trials = list(iter_trial_dirs(root, recursive=recursive, report=report))
-        report.trials_found += len(trials)
-        if not trials and not recursive:
-            report.notes.append(f"{root} is not a trial directory (it has no agent/ folder); "
-                                "use --recursive to export the trials under it")
-        for start in range(0, len(trials), TRIALS_PER_TASK):
-            tasks.append((root, trials[start:start + TRIALS_PER_TASK]))
-
     workdir = workdir or tempfile.mkdtemp(prefix="harbor-hooks-export-")
     os.makedirs(workdir, exist_ok=True)
     workers = default_workers() if workers is None else max(1, workers)
+    batches = enumerate(trial_batches(roots, recursive, report))
+    first = list(itertools.islice(batches, workers))  # sizes the pool: no idle workers forked
     results: list[tuple[int, dict[str, str], dict[str, int], ExportReport]] = []
     done_trials = 0
-    total = report.trials_found
     context = _pool_context()
-    # one task runs in a forked worker too: in this process pyarrow would import pandas
-    # (see _worker_init), which costs more than a fork; a fresh (forkserver) process does not
-    if workers == 1 or not tasks or (len(tasks) == 1 and context.get_start_method() != "fork"):
-        for i, (root, trials) in enumerate(tasks):
+    # with fork, even one worker runs in a child: in this process pyarrow would import pandas
+    # (see _worker_init), which costs more than a fork; a fresh (forkserver) process costs more
+    if not first or (context.get_start_method() != "fork" and (workers == 1 or len(first) == 1)):
+        for i, (root, trials) in itertools.chain(first, batches):
             results.append(export_task(i, trials, root, opts, workdir))
             done_trials += len(trials)
             if on_progress:
-                on_progress(done_trials, total)
+                on_progress(done_trials, report.trials_found)
     else:
         with _frozen_heap(context), ProcessPoolExecutor(
-                max_workers=min(workers, len(tasks)), mp_context=context,
-                initializer=_worker_init) as pool:
-            futures = [pool.submit(export_task, i, trials, root, opts, workdir)
-                       for i, (root, trials) in enumerate(tasks)]
-            for future, (_, trials) in zip(futures, tasks):
+                max_workers=len(first), mp_context=context, initializer=_worker_init) as pool:
+            # submitted as discovery finds them: workers start on the first batches while
+            # the rest of the job is still being listed
+            futures = [(pool.submit(export_task, i, trials, root, opts, workdir), len(trials))
+                       for i, (root, trials) in itertools.chain(first, batches)]
+            for future, n_trials in futures:
                 results.append(future.result())
-                done_trials += len(trials)
+                done_trials += n_trials
                 if on_progress:
-                    on_progress(done_trials, total)
+                    on_progress(done_trials, report.trials_found)
 
     shards: dict[str, list[str]] = {}
     if opts.split_by == "outcome":
