@@ -60,10 +60,12 @@ def leftovers(folder: Path, name: str) -> list[str]:
 
 def kill_mid_write(job: Path, target: Path) -> str:
     """Start the export, SIGKILL it once its temporary output holds data; the tmp name."""
+    scratch = job.parent / "scratch"  # a killed export cannot remove its shards: not in /tmp
+    scratch.mkdir(exist_ok=True)
     proc = subprocess.Popen([sys.executable, "-c", SLOW_CLI, "traces", "export", "-p", str(job),
                              "-o", str(target), "--workers", "1"], cwd=str(ROOT),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+                            env={**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(scratch)})
     deadline = time.monotonic() + 60
     seen = None
     while time.monotonic() < deadline and proc.poll() is None:
