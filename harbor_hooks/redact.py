@@ -100,9 +100,11 @@ class Redactor:
         turns = trace.unique_turns() if turns is None else turns
         texts = [trace.instruction or ""]
         for turn in turns:
-            texts.append(turn.text)
+            if turn.results:  # a tool turn's text is its results joined: scanned once, as them
+                texts.extend(t for _, t in turn.results)
+            else:
+                texts.append(turn.text)
             texts.append(turn.reasoning or "")
-            texts.extend(t for _, t in turn.results)
             for call in turn.tool_calls:
                 texts.append(_json(call.arguments))
                 texts.append(call.name or "")
