@@ -73,8 +73,9 @@ class _JobIndex:
 
 # Job-level result.json files indexed once per process: every 64-trial task of a worker
 # would otherwise parse its job's whole file again, which grows with the job (quadratic
-# in the trials: about 30 s of CPU at 100k trials). Keyed by the file's identity, so a
-# file rewritten since is read again; the last few jobs only (trials come job by job).
+# in the trials: at 100k trials, about half of the export's CPU). Keyed by the file's
+# identity, so a file rewritten since is read again; the last few jobs only (trials come
+# job by job).
 _JOB_INDEXES: dict[str, _JobIndex] = {}
 MAX_CACHED_JOBS = 8
 
