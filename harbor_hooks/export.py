@@ -472,14 +472,15 @@ def run_export(
     shards: dict[str, list[str]] = {}
     if opts.split_by == "outcome":
         shards = {"success": [], "failure": []}
-    merged: set[tuple[str, str, str]] = set()
+    skips_merged: set[tuple[str, str, str]] = set()
+    notes_merged: set[str] = set()
     for _, paths, rows, task_report in sorted(results, key=lambda r: r[0]):
         # every task reads its job's result.json: what that file caused is reported once
         keys = [(s.kind, s.path, s.reason) for s in task_report.skips]
-        task_report.skips = [s for s, key in zip(task_report.skips, keys) if key not in merged]
-        task_report.notes = [n for n in task_report.notes if ("note", "", n) not in merged]
-        merged.update(keys)
-        merged.update(("note", "", n) for n in task_report.notes)
+        task_report.skips = [s for s, key in zip(task_report.skips, keys) if key not in skips_merged]
+        task_report.notes = [n for n in task_report.notes if n not in notes_merged]
+        skips_merged.update(keys)
+        notes_merged.update(task_report.notes)
         report.merge(task_report)
         for split, path in paths.items():
             shards.setdefault(split, []).append(path)
