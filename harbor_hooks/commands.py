@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from harbor_hooks.report import ExportReport
-from harbor_hooks.settings import HooksSettings, SettingsError, load_settings
+from harbor_hooks.imports import import_pyarrow_alone
+from harbor_hooks.settings import HooksSettings, SettingsError, load_settings, output_kind
 
 MAX_SKIP_LINES = 20
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_HOOKS = 0, 1, 2, 3
@@ -145,7 +146,6 @@ def run_sweeps_command(config: Path, max_sweeps: int, trials_per_task: int, hint
 def run_traces_export(path: str, flags: dict[str, Any], recursive: bool, splits: bool,
                       verbose: bool) -> int:
     from harbor_hooks.hub import PushError
-    from harbor_hooks.publish import export_and_publish
 
     try:
         settings = load_settings(None, **flags)
@@ -154,6 +154,10 @@ def run_traces_export(path: str, flags: dict[str, Any], recursive: bool, splits:
         return EXIT_USAGE
     if settings.engine == "ray":
         return run_ray_command(path, settings, recursive, splits, verbose)
+    if not settings.push and (settings.output is None or output_kind(os.fspath(settings.output)) != "dir"):
+        import_pyarrow_alone()  # rows go from Python objects to Arrow to files: no datasets, no numpy
+    from harbor_hooks.publish import export_and_publish
+
     try:
         with progress_bar("Exporting trials") as progress:
             outcome = export_and_publish(path, settings, recursive=recursive, splits=splits,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import fnmatch
 import gc
 import hashlib
-import importlib.abc
 import itertools
 import multiprocessing
 import os
@@ -28,6 +27,7 @@ import orjson
 import pyarrow as pa
 
 from harbor_hooks.discover import iter_trial_dirs
+from harbor_hooks.imports import absent
 from harbor_hooks.jsonio import ReadLimits, TrialFiles
 from harbor_hooks.readers import TrialTrace, Turn
 from harbor_hooks.readers.atif import has_trajectory, read_atif_trial
@@ -301,17 +301,20 @@ def drop_duplicates(shards: dict[str, list[str]], report: ExportReport) -> None:
                 schema = reader.schema.remove(reader.schema.get_field_index(DEDUPE_KEY))
                 with pa.ipc.new_stream(sink, schema) as writer:
                     for batch in reader:
-                        keys = batch.column(DEDUPE_KEY).to_pylist()
-                        mask = []
-                        for key in keys:
-                            mask.append(key not in seen)
-                            seen.add(key)
-                        dropped = len(mask) - sum(mask)
+                        keep = bytearray(batch.num_rows)
+                        for row, key in enumerate(batch.column(DEDUPE_KEY).to_pylist()):
+                            if key not in seen:
+                                keep[row] = 1
+                                seen.add(key)
+                        dropped = len(keep) - sum(keep)
                         if dropped:
                             report.filtered["--dedupe"] += dropped
                             report.rows -= dropped
                             report.rows_by_split[split] -= dropped
-                        kept = batch.filter(pa.array(mask)).drop_columns([DEDUPE_KEY])
+                        # the mask made from its bytes: pa.array(a list) would import pandas
+                        # (0.3 s) to look for pandas objects in it
+                        mask = pa.Array.from_buffers(pa.uint8(), len(keep), [None, pa.py_buffer(keep)])
+                        kept = batch.filter(mask.cast(pa.bool_())).drop_columns([DEDUPE_KEY])
                         writer.write_batch(kept)
             os.replace(kept_path, path)
 
@@ -361,21 +364,11 @@ def _worker_init() -> None:
     pyarrow find it absent. Never done in the caller's process, where pandas may be wanted."""
     if "pandas" in sys.modules:
         return
-
-    class _NoPandas(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name == "pandas":
-                raise ModuleNotFoundError("No module named 'pandas'", name=name)
-            return None
-
-    blocker = _NoPandas()
-    sys.meta_path.insert(0, blocker)
     try:
-        pa.array([0])
+        with absent("pandas"):
+            pa.array([0])
     except Exception:  # an optimisation only: never fail a worker over it
         pass
-    finally:
-        sys.meta_path.remove(blocker)
 
 
 def _pool_context() -> multiprocessing.context.BaseContext:

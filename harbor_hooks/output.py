@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from harbor_hooks.export import ExportResult
+from harbor_hooks.settings import output_kind
 
 if TYPE_CHECKING:
     from datasets import Dataset, DatasetDict
@@ -131,15 +132,6 @@ def split_target(target: str, split: str, n_splits: int) -> str:
         return target
     stem, ext = os.path.splitext(target)
     return f"{stem}-{split}{ext}"
-
-
-def output_kind(target: str) -> str:
-    lower = target.lower()
-    if lower.endswith(".parquet"):
-        return "parquet"
-    if lower.endswith((".jsonl", ".json")):
-        return "jsonl"
-    return "dir"
 
 
 def write_output(result: ExportResult, target: str) -> list[str]:

@@ -156,6 +156,16 @@ def yaml_section(config: dict[str, Any] | None) -> dict[str, Any]:
     return section
 
 
+def output_kind(target: str) -> str:
+    """What --output names: "parquet", "jsonl" (.jsonl or .json), or "dir" (save_to_disk)."""
+    lower = target.lower()
+    if lower.endswith(".parquet"):
+        return "parquet"
+    if lower.endswith((".jsonl", ".json")):
+        return "jsonl"
+    return "dir"
+
+
 def load_settings(section: dict[str, Any] | None = None, defaults: dict[str, Any] | None = None,
                   **flags: Any) -> HooksSettings:
     """Settings from a YAML section, the environment and CLI flags (None = flag not given).

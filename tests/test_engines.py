@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import ROOT, run_cli
+from harbor_hooks import export_traces
 
 sys.path.insert(0, str(ROOT / "bench"))
 from make_job import make_job  # noqa: E402
@@ -57,3 +58,37 @@ def test_ray_engine_matches_local(job, tmp_path):
                    "-o", str(url_out), env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert canonical(pq.read_table(url_out).to_pylist()) == expected
+
+
+LOADED_MODULES = """
+import sys
+from harbor_hooks.cli import main
+sys.argv = ["harbor-hooks", *sys.argv[1:]]
+try:
+    main()
+finally:
+    print("loaded:", " ".join(sorted(m for m in ("numpy", "pandas", "datasets") if m in sys.modules)))
+"""
+
+
+@pytest.mark.parametrize("output,loaded", [("x.parquet", ""), ("x.jsonl", ""),
+                                           ("dir", "datasets numpy pandas")])
+def test_local_export_loads_pyarrow_alone(job, tmp_path, output, loaded):
+    """A local export to a file goes from Python rows to Arrow to the file: no numpy (pyarrow
+    loads it at once otherwise, a third of the start-up), and the rows are still the same;
+    a save_to_disk folder needs datasets, with numpy."""
+    import subprocess
+
+    out = tmp_path / output
+    proc = subprocess.run([sys.executable, "-c", LOADED_MODULES, "traces", "export", "-p", str(job),
+                           "-o", str(out)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.splitlines()[-1] == f"loaded: {loaded}"
+    from datasets import load_dataset, load_from_disk
+
+    rows = (load_from_disk(str(out)) if output == "dir" else
+            load_dataset(output.split(".")[1].replace("jsonl", "json"), data_files=str(out),
+                         split="train"))
+    # the Python API, in this process: pyarrow with numpy, rows through datasets
+    assert rows.to_list() == export_traces(str(job)).to_list()
