@@ -34,7 +34,7 @@ def absent(*names: str) -> Iterator[None]:
 def import_pyarrow_alone() -> None:
     """Import pyarrow without numpy, for a process that never hands pyarrow a numpy array.
 
-    pyarrow (16 and later) loads numpy as it loads, when numpy is installed, only to convert
+    pyarrow (17 and later) loads numpy as it loads, when numpy is installed, only to convert
     numpy arrays: that is 0.06 s, a third of the CLI's start-up. Once loaded so, pyarrow
     converts no numpy array in this process: never call this where `datasets` (which
     works through numpy) or a user's code may run."""
