@@ -8,6 +8,7 @@ non-zero exit code wins, and 3 means the job succeeded but a hook failed.
 # No `from __future__ import annotations` here: typer reads every command's annotations
 # twice as it builds the CLI, and as strings each is evaluated anew (0.04 s of start-up)
 
+import gc
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -250,7 +251,13 @@ def plugins_cmd() -> None:
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    finally:
+        # the process ends here: its last garbage collections need not walk every object of
+        # the libraries it loaded (pyarrow, pydantic, typer), 0.03 s; exit frees them all.
+        # Files are closed and exit handlers (atexit, weakref.finalize) run all the same.
+        gc.freeze()
 
 
 if __name__ == "__main__":  # pragma: no cover
