@@ -32,12 +32,14 @@ def absent(*names: str) -> Iterator[None]:
 
 
 def import_pyarrow_alone() -> None:
-    """Import pyarrow without numpy, for a process that never hands pyarrow a numpy array.
+    """Import pyarrow without numpy and cloudpickle, for a process that hands pyarrow no
+    numpy array and no object only cloudpickle can pickle.
 
-    pyarrow (17 and later) loads numpy as it loads, when numpy is installed, only to convert
-    numpy arrays: that is 0.06 s, a third of the CLI's start-up. Once loaded so, pyarrow
-    converts no numpy array in this process: never call this where `datasets` (which
-    works through numpy) or a user's code may run."""
+    pyarrow loads both as it loads, when they are installed (since pyarrow 17, numpy is
+    optional): numpy only to convert numpy arrays (0.06 s, a third of the CLI's start-up),
+    cloudpickle (ray's, among others) to pickle what the stdlib's pickle cannot (0.02 s).
+    Once loaded so, pyarrow converts no numpy array in this process: never call this where
+    `datasets` (which works through numpy) or a user's code may run."""
     if "pyarrow" not in sys.modules:
-        with absent("numpy"):
+        with absent("numpy", "cloudpickle"):
             import pyarrow  # noqa: F401
