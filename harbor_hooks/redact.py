@@ -6,6 +6,7 @@ User patterns (settings `redact_patterns`) run after the built-in ones, as kind 
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from collections import Counter
@@ -49,14 +50,25 @@ class Redactor:
 
     def __init__(self, extra_patterns: list[str] | tuple[str, ...] = ()):
         self._rules = []
-        for kind, triggers, pattern in PATTERNS:
-            regex = re.compile(pattern)
-            keep = r"\1" if regex.groups else ""
-            found = _finder(triggers)
-            self._rules.append((kind, found, regex, keep + PLACEHOLDER.format(kind)))
+        # neighbours whose triggers all start with one character share a first scan for
+        # any of their triggers (re factors that character out: still one literal search);
+        # only when it finds one does each of them scan for its own (sk-ant- and sk-; the
+        # Google and AWS keys): 9 scans of a trial's texts instead of 11
+        self._scans: list[tuple[Callable[[str], Any], list]] = []
+        for _, group in itertools.groupby(PATTERNS, key=lambda p: _first_character(p[1]) or p[0]):
+            rules, triggers = [], []
+            for kind, kind_triggers, pattern in group:
+                regex = re.compile(pattern)
+                keep = r"\1" if regex.groups else ""
+                rules.append((kind, _finder(kind_triggers), regex, keep + PLACEHOLDER.format(kind)))
+                triggers.extend(kind_triggers)
+            self._rules.extend(rules)
+            self._scans.append((rules[0][1] if len(rules) == 1 else _finder(tuple(triggers)), rules))
         for pattern in extra_patterns:
             regex = re.compile(pattern)
-            self._rules.append(("custom", regex.search, regex, PLACEHOLDER.format("custom")))
+            rule = ("custom", regex.search, regex, PLACEHOLDER.format("custom"))
+            self._rules.append(rule)
+            self._scans.append((regex.search, [rule]))
         self.counts: Counter = Counter()
 
     def text(self, value: str, rules: list | None = None) -> str:
@@ -71,9 +83,14 @@ class Redactor:
         return value
 
     def rules_for(self, texts: list[str]) -> list:
-        """The rules whose trigger occurs somewhere in texts: one scan each over all of them."""
+        """The rules whose trigger occurs somewhere in texts, in their order: one scan per
+        group of rules over all the texts, then one per rule of a group found."""
         joined = "\0".join(texts)
-        return [rule for rule in self._rules if rule[1](joined)]
+        found = []
+        for scan, rules in self._scans:
+            if scan(joined):
+                found.extend(rules if len(rules) == 1 else [r for r in rules if r[1](joined)])
+        return found
 
     def value(self, value: Any, rules: list | None = None) -> Any:
         """Redact every string inside a JSON value (tool-call arguments, tool definitions):
@@ -139,6 +156,12 @@ def _finder(triggers: tuple[str, ...]) -> Callable[[str], Any]:
     while `in` on a short needle advances a few characters a step (on the benchmark's
     texts: 0.3 vs 0.5-0.7 ns a character), and an alternation is still one scan."""
     return re.compile("|".join(map(re.escape, triggers))).search
+
+
+def _first_character(triggers: tuple[str, ...]) -> str | None:
+    """The character all the triggers start with, or None."""
+    firsts = {t[0] for t in triggers}
+    return firsts.pop() if len(firsts) == 1 else None
 
 
 def _json(value: Any) -> str:

@@ -227,3 +227,22 @@ def test_user_pattern_from_settings_and_api(job, tmp_path):
     assert "ACME-493027" not in text and "[REDACTED:custom]" in text
     bad = run_cli("traces", "export", "-p", str(job), env={"HARBOR_HOOKS_REDACT_PATTERNS": '["ACME-[0-9"]'})
     assert bad.returncode == 2 and "redact_patterns" in bad.stderr and "Traceback" not in bad.stderr
+
+
+@pytest.mark.parametrize("texts", [
+    ["plain text, no secret"],
+    ["task_id sk-ant-api03-" + "a" * 30],
+    ["sk-" + "b" * 25, "AKIA" + "C" * 16],
+    ["AIza" + "d" * 35, "Bearer abc", "ghp_x", "xoxb", "basic", "DB_PASSWORD=1"],
+    ["-----BEGIN RSA PRIVATE KEY-----", "hf_" + "e" * 30, "custom-42"],
+])
+def test_rules_found_as_each_rule_alone_finds_them(texts):
+    """Rules sharing a first scan (sk-ant- and sk-, the Google and AWS keys) are found
+    exactly as if each scanned alone, in the same order."""
+    from harbor_hooks.redact import Redactor
+
+    redactor = Redactor(["custom-\\d+"])
+    joined = "\0".join(texts)
+    alone = [rule[0] for rule in redactor._rules if rule[1](joined)]
+    assert [rule[0] for rule in redactor.rules_for(texts)] == alone
+    assert len(redactor._scans) == len(redactor._rules) - 2
