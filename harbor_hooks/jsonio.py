@@ -156,7 +156,9 @@ class TrialFiles:
         self._root: str | None = None  # realpath of the trial, resolved on the first link
         self._norm_root = os.path.normpath(trial_dir)
         self._prefix = "" if self._norm_root == "." else self._norm_root.rstrip(os.sep) + os.sep
-        self._inside: set[str] = set()  # directories already found to stay in the trial
+        # normalised directories found to stay in the trial: itself, and folders below it
+        # found to be no links
+        self._inside: set[str] = {self._norm_root}
         self._listings: dict[str, dict[str, os.DirEntry]] = {}
 
     def _outside_link(self, link: str, path: str) -> None:
@@ -170,6 +172,9 @@ class TrialFiles:
         """path, unless it leads out of the trial: by `..` (an image path, a reference) or
         by a symlinked folder at any level below the trial directory (agent/ itself may be
         one). The file itself is checked as it is opened (_read)."""
+        head, _, name = path.rpartition(os.sep)
+        if head in self._inside and name not in ("", os.curdir, os.pardir):
+            return path  # a plain name in a folder already found to stay in the trial
         norm = os.path.normpath(path)
         rel = norm[len(self._prefix):]
         if not norm.startswith(self._prefix) or os.path.isabs(rel) or rel == os.pardir \
