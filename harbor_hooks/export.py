@@ -361,11 +361,12 @@ def export_task(index: int, trial_dirs: list[str], root: str, opts: ExportOption
 def _worker_init() -> None:
     """pyarrow imports pandas (~0.25 s) at its first conversion, only to recognise pandas
     objects; worker rows are plain Python, so a worker that has not imported pandas lets
-    pyarrow find it absent. Never done in the caller's process, where pandas may be wanted."""
+    pyarrow find it absent (and dateutil, imported there to recognise its relativedelta).
+    Never done in the caller's process, where pandas may be wanted."""
     if "pandas" in sys.modules:
         return
     try:
-        with absent("pandas"):
+        with absent("pandas", "dateutil"):  # dateutil: to recognise its relativedelta (5 ms)
             pa.array([0])
     except Exception:  # an optimisation only: never fail a worker over it
         pass
