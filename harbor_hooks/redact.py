@@ -115,7 +115,12 @@ class Redactor:
     def trace(self, trace: TrialTrace, turns: list[Turn] | None = None) -> None:
         """Redact a trial's texts in place; each turn once (episodes share turns)."""
         turns = trace.unique_turns() if turns is None else turns
-        texts = [trace.instruction or ""]
+        texts = []
+        instruction = trace.instruction
+        # the instruction is the first user message, stripped: scanned as part of that turn
+        # (a quarter of a short trial's text)
+        if instruction and not any(instruction in turn.text for turn in turns[:3]):
+            texts.append(instruction)
         for turn in turns:
             if turn.results:  # a tool turn's text is its results joined: scanned once, as them
                 texts.extend(t for _, t in turn.results)
@@ -125,9 +130,9 @@ class Redactor:
             for call in turn.tool_calls:
                 texts.append(_json(call.arguments))
                 texts.append(call.name or "")
-        for conversation in trace.conversations:
-            if conversation.tool_definitions:
-                texts.append(_json(conversation.tool_definitions))
+        # the segments of a continued trajectory repeat their tool definitions: scanned once
+        texts.extend(dict.fromkeys(_json(c.tool_definitions) for c in trace.conversations
+                                   if c.tool_definitions))
         rules = self.rules_for(texts)
         if not rules:
             return

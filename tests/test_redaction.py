@@ -246,3 +246,20 @@ def test_rules_found_as_each_rule_alone_finds_them(texts):
     alone = [rule[0] for rule in redactor._rules if rule[1](joined)]
     assert [rule[0] for rule in redactor.rules_for(texts)] == alone
     assert len(redactor._scans) == len(redactor._rules) - 2
+
+
+def test_instruction_scanned_unless_a_first_turn_holds_it():
+    """The instruction is the first user message: scanned there; an instruction that no
+    first turn holds is scanned on its own."""
+    from harbor_hooks.readers import Conversation, Episode, TrialTrace, Turn
+    from harbor_hooks.redact import Redactor
+
+    secret = "hf_" + "x" * 34
+    for first in (f"  solve it {secret}\n", "a turn without it"):
+        turns = [Turn("user", "user", first), Turn("assistant", "assistant", "ok")]
+        trace = TrialTrace("atif", [Conversation("main", "a", "m", "p", [Episode(0, turns)])],
+                           instruction=f"solve it {secret}")
+        redactor = Redactor()
+        redactor.trace(trace)
+        assert trace.instruction == "solve it [REDACTED:huggingface]"
+        assert secret not in turns[0].text
