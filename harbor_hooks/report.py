@@ -71,7 +71,11 @@ class ExportReport:
     def skip_counts(self) -> Counter:
         """Skips grouped by kind and reason, the data quoted in a reason (names, numbers,
         the step) left out so that alike reasons count together."""
-        return Counter((s.kind, _reason_group(s.reason)) for s in self.skips)
+        exact = Counter((s.kind, s.reason) for s in self.skips)  # skips repeat their reasons
+        grouped: Counter = Counter()
+        for (kind, reason), n in exact.items():
+            grouped[kind, _reason_group(reason)] += n
+        return grouped
 
     def to_dict(self) -> dict[str, Any]:
         return {
