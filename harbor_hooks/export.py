@@ -74,6 +74,11 @@ class ExportOptions:
     dedupe: bool = False
     images: str = "placeholder"  # placeholder | keep (an `images` column of datasets.Image)
 
+    def fixed_splits(self) -> list[str] | None:
+        """The splits of every export with these options, rows or none (None: the splits
+        are the trace sources found)."""
+        return {None: ["train"], "outcome": ["success", "failure"]}.get(self.split_by)
+
     def render_options(self) -> RenderOptions:
         return RenderOptions(self.episodes, self.sharegpt, self.instruction, self.verifier,
                              self.embed_tools, self.schema, self.rows, self.reasoning)
@@ -430,17 +435,35 @@ def run_export(
     workers: int | None = None,
     workdir: str | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    on_shards: Callable[[dict[str, str]], None] | None = None,
 ) -> ExportResult:
-    """Export every trial under one or more roots into Arrow shards."""
+    """Export every trial under one or more roots into Arrow shards.
+
+    on_shards, when given, is called with each task's shards (path by split) in export
+    order, as soon as it and the tasks before it are done: outputs are written while the
+    workers go on (with --dedupe, once all are done: duplicates are dropped across tasks)."""
     roots = [os.fspath(r) for r in (roots if isinstance(roots, list) else [roots])]
-    report = ExportReport()
+    own_workdir = workdir is None
     workdir = workdir or tempfile.mkdtemp(prefix="harbor-hooks-export-")
     os.makedirs(workdir, exist_ok=True)
+    try:
+        return _run_export(roots, opts, recursive, workers, workdir, on_progress, on_shards)
+    except BaseException:
+        if own_workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+        raise
+
+
+def _run_export(roots: list[str], opts: ExportOptions, recursive: bool, workers: int | None,
+                workdir: str, on_progress: Callable[[int, int], None] | None,
+                on_shards: Callable[[dict[str, str]], None] | None) -> ExportResult:
+    report = ExportReport()
     workers = default_workers() if workers is None else max(1, workers)
     batches = enumerate(trial_batches(roots, recursive, report))
     first = list(itertools.islice(batches, workers))  # sizes the pool: no idle workers forked
     results: list[tuple[int, dict[str, str], dict[str, int], ExportReport]] = []
     done_trials = 0
+    stream = on_shards is not None and not opts.dedupe
     context = _pool_context()
     # with fork, even one worker runs in a child: in this process pyarrow would import pandas
     # (see _worker_init), which costs more than a fork; a fresh (forkserver) process costs more
@@ -450,6 +473,8 @@ def run_export(
             done_trials += len(trials)
             if on_progress:
                 on_progress(done_trials, report.trials_found)
+            if stream:
+                on_shards(results[-1][1])
     else:
         with _frozen_heap(context), ProcessPoolExecutor(
                 max_workers=len(first), mp_context=context, initializer=_worker_init) as pool:
@@ -462,10 +487,10 @@ def run_export(
                 done_trials += n_trials
                 if on_progress:
                     on_progress(done_trials, report.trials_found)
+                if stream:
+                    on_shards(results[-1][1])
 
-    shards: dict[str, list[str]] = {}
-    if opts.split_by == "outcome":
-        shards = {"success": [], "failure": []}
+    shards: dict[str, list[str]] = {split: [] for split in opts.fixed_splits() or ()}
     skips_merged: set[tuple[str, str, str]] = set()
     notes_merged: set[str] = set()
     for _, paths, rows, task_report in sorted(results, key=lambda r: r[0]):
@@ -481,8 +506,10 @@ def run_export(
             report.rows_by_split[split] = report.rows_by_split.get(split, 0) + rows[split]
             report.rows += rows[split]
     if opts.dedupe:
-        drop_duplicates(shards, report)
+        drop_duplicates(shards, report)  # in place: each task's shards keep their paths
+        if on_shards is not None:
+            for _, paths, _, _ in results:
+                on_shards(paths)
     if opts.split_by is None:
-        shards.setdefault("train", [])
         report.rows_by_split = {}
     return ExportResult(shards, report, workdir, opts.arrow_schema(), opts)

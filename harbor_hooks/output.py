@@ -11,8 +11,8 @@ import os
 import shutil
 import uuid
 import weakref
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -88,28 +88,37 @@ def atomic_path(path: str) -> Iterator[str]:
             os.unlink(tmp)
 
 
-def write_parquet(paths: list[str], schema: pa.Schema, target: str) -> None:
-    """Row groups cut by row count and size of the row sequence alone: same rows, same bytes."""
-    with atomic_path(target) as tmp:
-        with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
-            pending: list[pa.RecordBatch] = []
-            rows = size = 0
-            for batch in iter_batches(paths):
-                start = 0
-                while start < batch.num_rows:
-                    take = min(batch.num_rows - start, ROW_GROUP_ROWS - rows)
-                    piece = batch.slice(start, take)
-                    pending.append(piece)
-                    rows += take
-                    size += piece.nbytes
-                    start += take
-                    if rows >= ROW_GROUP_ROWS or size >= ROW_GROUP_BYTES:
-                        writer.write_table(pa.Table.from_batches(pending, schema=schema),
-                                           row_group_size=rows)
-                        pending, rows, size = [], 0, 0
-            if pending:
-                writer.write_table(pa.Table.from_batches(pending, schema=schema),
-                                   row_group_size=rows)
+class _ParquetFile:
+    """A Parquet file written batch by batch. Row groups are cut by the row count and size
+    of the row sequence alone: the same rows give the same bytes however they come."""
+
+    def __init__(self, path: str, schema: pa.Schema):
+        self.schema = schema
+        self.writer = pq.ParquetWriter(path, schema, compression="zstd")
+        self.pending: list[pa.RecordBatch] = []
+        self.rows = self.size = 0
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        start = 0
+        while start < batch.num_rows:
+            take = min(batch.num_rows - start, ROW_GROUP_ROWS - self.rows)
+            piece = batch.slice(start, take)
+            self.pending.append(piece)
+            self.rows += take
+            self.size += piece.nbytes
+            start += take
+            if self.rows >= ROW_GROUP_ROWS or self.size >= ROW_GROUP_BYTES:
+                self._write_group()
+
+    def _write_group(self) -> None:
+        self.writer.write_table(pa.Table.from_batches(self.pending, schema=self.schema),
+                                row_group_size=self.rows)
+        self.pending, self.rows, self.size = [], 0, 0
+
+    def close(self, complete: bool) -> None:
+        if complete and self.pending:
+            self._write_group()
+        self.writer.close()
 
 
 def _json_default(value: object) -> str:
@@ -118,12 +127,56 @@ def _json_default(value: object) -> str:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
+class _JsonlFile:
+    def __init__(self, path: str, schema: pa.Schema | None):
+        self.fh = open(path, "wb")
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        for row in batch.to_pylist():
+            self.fh.write(orjson.dumps(row, default=_json_default))
+            self.fh.write(b"\n")
+
+    def close(self, complete: bool) -> None:
+        self.fh.close()
+
+
+FILE_KINDS = {"parquet": _ParquetFile, "jsonl": _JsonlFile}
+
+
+@contextmanager
+def output_files(target: str, schema: pa.Schema | None, splits: list[str],
+                 kind: str | None = None) -> Iterator[Callable[[dict[str, str]], None]]:
+    """The files of `--output FILE`, one per split (split_target), written while an export
+    runs: yields add(shards), which appends the rows of a task's shards (path by split) to
+    their splits' files. When the block succeeds each file replaces its target; when it
+    fails, none does."""
+    make = FILE_KINDS[kind or output_kind(target)]
+    with ExitStack() as stack:
+        files = {}
+        for split in splits:
+            tmp = stack.enter_context(atomic_path(split_target(target, split, len(splits))))
+            files[split] = file = make(tmp, schema)
+            # closed before its rename (or removal): exits run last in, first out
+            stack.push(lambda exc_type, _exc, _tb, file=file: file.close(exc_type is None))
+
+        def add(shards: dict[str, str]) -> None:
+            for split, path in shards.items():
+                for batch in iter_batches([path]):
+                    files[split].add(batch)
+
+        yield add
+
+
+def write_parquet(paths: list[str], schema: pa.Schema, target: str) -> None:
+    with output_files(target, schema, ["train"], "parquet") as add:
+        for path in paths:
+            add({"train": path})
+
+
 def write_jsonl(paths: list[str], target: str) -> None:
-    with atomic_path(target) as tmp, open(tmp, "wb") as fh:
-        for batch in iter_batches(paths):
-            for row in batch.to_pylist():
-                fh.write(orjson.dumps(row, default=_json_default))
-                fh.write(b"\n")
+    with output_files(target, None, ["train"], "jsonl") as add:
+        for path in paths:
+            add({"train": path})
 
 
 def split_target(target: str, split: str, n_splits: int) -> str:
@@ -142,12 +195,12 @@ def write_output(result: ExportResult, target: str) -> list[str]:
         with atomic_path(target) as tmp:
             dataset.save_to_disk(tmp)
         return [target]
-    written = []
-    for split, paths in result.shards.items():
-        path = split_target(target, split, len(result.shards))
-        if kind == "parquet":
-            write_parquet(paths, result.schema, path)
-        else:
-            write_jsonl(paths, path)
-        written.append(path)
-    return written
+    with output_files(target, result.schema, list(result.shards), kind) as add:
+        for split, paths in result.shards.items():
+            for path in paths:
+                add({split: path})
+    return written_files(target, list(result.shards))
+
+
+def written_files(target: str, splits: list[str]) -> list[str]:
+    return [split_target(target, split, len(splits)) for split in splits]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,7 +13,7 @@ import orjson
 
 from harbor_hooks.export import ExportResult, run_export
 from harbor_hooks.report import ExportReport
-from harbor_hooks.settings import HooksSettings, SettingsError
+from harbor_hooks.settings import HooksSettings, SettingsError, output_kind
 
 
 @dataclass
@@ -74,20 +75,31 @@ def export_and_publish(
     split = splits or settings.separate
     plan = check_push_ready(settings, split)
     opts = settings.export_options(split_by="outcome" if split else None)
-    result = run_export(roots, opts, recursive=recursive, workers=settings.workers,
-                        on_progress=progress)
-    outcome = Outcome(result.report)
+    target = os.fspath(settings.output) if settings.output is not None else None
+    streamed = target is not None and output_kind(target) != "dir"
+    result = None
     try:
-        if settings.output is not None:
-            from harbor_hooks.output import write_output
-            outcome.written = write_output(result, os.fspath(settings.output))
+        with ExitStack() as files:
+            add = None
+            if streamed:  # written as the tasks finish, while the workers go on
+                from harbor_hooks.output import output_files
+                add = files.enter_context(output_files(target, opts.arrow_schema(),
+                                                       opts.fixed_splits()))
+            result = run_export(roots, opts, recursive=recursive, workers=settings.workers,
+                                on_progress=progress, on_shards=add)
+        outcome = Outcome(result.report)
+        if target is not None:
+            from harbor_hooks.output import write_output, written_files
+            outcome.written = (written_files(target, opts.fixed_splits()) if streamed
+                               else write_output(result, target))
         if settings.report is not None:
             write_report(result.report, os.fspath(settings.report))
             outcome.written.append(os.fspath(settings.report))
         if plan:
             _push(result, settings, plan, outcome, log)
     finally:
-        result.cleanup()
+        if result is not None:
+            result.cleanup()
     return outcome
 
 

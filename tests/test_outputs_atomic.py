@@ -15,7 +15,9 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -23,7 +25,7 @@ import pytest
 
 import harbor_hooks.output as output
 from conftest import ROOT, atif, make_trial, run_cli, simple_steps, write_json
-from harbor_hooks.export import ExportOptions, run_export
+from harbor_hooks.export import ExportOptions, export_task, run_export
 
 # The CLI with its writers slowed down (a pause after each batch and each row group), so
 # that a SIGKILL lands mid-write every time; the writing itself is the real one.
@@ -186,3 +188,52 @@ def test_outputs_byte_identical_across_runs_and_workers(mixed_job, tmp_path, suf
     assert digests["w1a"] == digests["w1b"] == digests["w2"], digests
     assert reports["w1a"] == reports["w1b"] == reports["w2"]
     assert reports["w1a"]["rows"] > 200 and reports["w1a"]["skipped"]
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".jsonl"])
+def test_streamed_output_same_as_written_after(mixed_job, tmp_path, suffix):
+    """The CLI writes --output while the workers go on; the Python API writes it after the
+    export: the same bytes, split files too."""
+    from harbor_hooks import export_traces
+
+    streamed, after = tmp_path / f"cli{suffix}", tmp_path / f"api{suffix}"
+    run_cli("traces", "export", "-p", str(mixed_job), "-o", str(streamed), "--splits", check=True)
+    export_traces(str(mixed_job), split_by="outcome", output=str(after))
+    for split in ("success", "failure"):
+        name = f"-{split}{suffix}"
+        assert digest(tmp_path / f"cli{name}") == digest(tmp_path / f"api{name}")
+
+
+def _third_task_fails(index, *args):
+    if index == 2:
+        raise OSError(28, "No space left on device")
+    return export_task(index, *args)
+
+
+def test_export_failing_midway_leaves_previous_file_and_no_work(mixed_job, tmp_path, monkeypatch):
+    """A task failing after others were written: the output written so far is dropped, the
+    previous file stays, and the export's work folder is removed."""
+    from harbor_hooks import export
+    from harbor_hooks.publish import export_and_publish
+    from harbor_hooks.settings import load_settings
+
+    monkeypatch.setattr(export, "export_task", _third_task_fails)  # forked workers inherit it
+    (tmp_path / "work").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "work"))  # where the shards go
+    target = tmp_path / "out" / "rows.parquet"
+    target.parent.mkdir()
+    target.write_text("previous")
+    added = []
+    import harbor_hooks.output as out
+    files = out.output_files
+
+    def recording(*args, **kwargs):  # the first tasks' rows were written before the failure
+        with files(*args, **kwargs) as add:
+            yield lambda shards: (added.append(shards), add(shards))
+    monkeypatch.setattr(out, "output_files", contextmanager(recording))
+    with pytest.raises(OSError, match="No space left"):
+        export_and_publish(str(mixed_job), load_settings(None, output=str(target), workers=2))
+    assert len(added) == 2
+    assert target.read_text() == "previous"
+    assert leftovers(target.parent, target.name) == []
+    assert os.listdir(tmp_path / "work") == []
