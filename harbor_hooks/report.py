@@ -20,7 +20,7 @@ class TraceReadError(Exception):
         super().__init__(f"{self.path}: {reason}")
 
 
-@dataclass
+@dataclass(slots=True)  # a report may hold one per trial of a big job
 class Skip:
     """One thing the export left out: a trial, an episode, or a file."""
 
@@ -84,7 +84,7 @@ class ExportReport:
             "trials_filtered": self.trials_filtered,
             "rows": self.rows,
             "rows_by_split": dict(self.rows_by_split),
-            "skipped": [s.__dict__ for s in self.skips],
+            "skipped": [{"kind": s.kind, "path": s.path, "reason": s.reason} for s in self.skips],
             "skipped_counts": {f"{k}: {r}": n for (k, r), n in sorted(self.skip_counts().items())},
             "filtered": dict(sorted(self.filtered.items())),
             "redactions": dict(sorted(self.redactions.items())),
