@@ -17,8 +17,9 @@ import shutil
 import sys
 import tempfile
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +40,7 @@ from harbor_hooks.schema import row_schema
 from harbor_hooks.trial import JobResults, TrialMeta, load_trial_meta
 
 TRIALS_PER_TASK = 64  # fixed, so shard layout (and output bytes) do not depend on --workers
+TASKS_AHEAD = 4  # per worker: submitted before the one awaited is done
 ROWS_PER_BATCH = 1000
 BYTES_PER_BATCH = 32 << 20
 
@@ -476,14 +478,27 @@ def _run_export(roots: list[str], opts: ExportOptions, recursive: bool, workers:
             if stream:
                 on_shards(results[-1][1])
     else:
+        if context.get_start_method() == "fork":
+            # the first trials' job-level result.json (it lists every trial) indexed here,
+            # once: the forked workers share the index instead of each parsing the file
+            JobResults().for_trial(first[0][1][1][0])
         with _frozen_heap(context), ProcessPoolExecutor(
                 max_workers=len(first), mp_context=context, initializer=_worker_init) as pool:
-            # submitted as discovery finds them: workers start on the first batches while
-            # the rest of the job is still being listed
-            futures = [(pool.submit(export_task, i, trials, root, opts, workdir), len(trials))
-                       for i, (root, trials) in itertools.chain(first, batches)]
-            for future, n_trials in futures:
+            # a few tasks ahead of the one awaited, the next submitted as one is done (and
+            # discovered then): the trials waiting for a worker do not grow with the job
+            tasks = itertools.chain(first, batches)
+            in_flight: deque[tuple[Future, int]] = deque()
+
+            def submit(count: int) -> None:
+                for i, (root, trials) in itertools.islice(tasks, count):
+                    in_flight.append((pool.submit(export_task, i, trials, root, opts, workdir),
+                                      len(trials)))
+
+            submit(TASKS_AHEAD * len(first))
+            while in_flight:
+                future, n_trials = in_flight.popleft()
                 results.append(future.result())
+                submit(1)
                 done_trials += n_trials
                 if on_progress:
                     on_progress(done_trials, report.trials_found)
