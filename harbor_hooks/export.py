@@ -465,23 +465,28 @@ def _run_export(roots: list[str], opts: ExportOptions, recursive: bool, workers:
     first = list(itertools.islice(batches, workers))  # sizes the pool: no idle workers forked
     results: list[tuple[int, dict[str, str], dict[str, int], ExportReport]] = []
     done_trials = 0
-    stream = on_shards is not None and not opts.dedupe
+
+    def done(result: tuple[int, dict[str, str], dict[str, int], ExportReport], n_trials: int) -> None:
+        nonlocal done_trials
+        results.append(result)
+        done_trials += n_trials
+        if on_progress:
+            on_progress(done_trials, report.trials_found)
+        if on_shards is not None and not opts.dedupe:
+            on_shards(result[1])
+
     context = _pool_context()
     # with fork, even one worker runs in a child: in this process pyarrow would import pandas
     # (see _worker_init), which costs more than a fork; a fresh (forkserver) process costs more
     if not first or (context.get_start_method() != "fork" and (workers == 1 or len(first) == 1)):
         for i, (root, trials) in itertools.chain(first, batches):
-            results.append(export_task(i, trials, root, opts, workdir))
-            done_trials += len(trials)
-            if on_progress:
-                on_progress(done_trials, report.trials_found)
-            if stream:
-                on_shards(results[-1][1])
+            done(export_task(i, trials, root, opts, workdir), len(trials))
     else:
         if context.get_start_method() == "fork":
             # the first trials' job-level result.json (it lists every trial) indexed here,
             # once: the forked workers share the index instead of each parsing the file
-            JobResults().for_trial(first[0][1][1][0])
+            _, (_, trials) = first[0]
+            JobResults().for_trial(trials[0])
         with _frozen_heap(context), ProcessPoolExecutor(
                 max_workers=len(first), mp_context=context, initializer=_worker_init) as pool:
             # a few tasks ahead of the one awaited, the next submitted as one is done (and
@@ -497,18 +502,14 @@ def _run_export(roots: list[str], opts: ExportOptions, recursive: bool, workers:
             submit(TASKS_AHEAD * len(first))
             while in_flight:
                 future, n_trials = in_flight.popleft()
-                results.append(future.result())
+                result = future.result()
                 submit(1)
-                done_trials += n_trials
-                if on_progress:
-                    on_progress(done_trials, report.trials_found)
-                if stream:
-                    on_shards(results[-1][1])
+                done(result, n_trials)
 
     shards: dict[str, list[str]] = {split: [] for split in opts.fixed_splits() or ()}
     skips_merged: set[tuple[str, str, str]] = set()
     notes_merged: set[str] = set()
-    for _, paths, rows, task_report in sorted(results, key=lambda r: r[0]):
+    for _, paths, rows, task_report in results:  # in task order
         # every task reads its job's result.json: what that file caused is reported once
         keys = [(s.kind, s.path, s.reason) for s in task_report.skips]
         task_report.skips = [s for s, key in zip(task_report.skips, keys) if key not in skips_merged]
