@@ -17,6 +17,7 @@ import shutil
 import sys
 import tempfile
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -41,6 +42,7 @@ from harbor_hooks.trial import JobResults, TrialMeta, load_trial_meta
 
 TRIALS_PER_TASK = 64  # fixed, so shard layout (and output bytes) do not depend on --workers
 TASKS_AHEAD = 4  # per worker: submitted before the one awaited is done
+PARENT_CHECK_SECONDS = 0.5  # how soon an orphaned worker ends
 ROWS_PER_BATCH = 1000
 BYTES_PER_BATCH = 32 << 20
 
@@ -365,7 +367,28 @@ def export_task(index: int, trial_dirs: list[str], root: str, opts: ExportOption
     return index, writer.close(), writer.rows, report
 
 
-def _worker_init() -> None:
+def _worker_init(parent: int | None) -> None:
+    """A worker ends with the process that made it (parent: its pid when known), and
+    pyarrow's first conversion is made without pandas (see _without_pandas)."""
+    _end_with_parent(parent or os.getppid())
+    _without_pandas()
+
+
+def _end_with_parent(parent: int) -> None:
+    """A worker whose parent is killed (SIGKILL, the OOM killer) would wait for tasks
+    forever, its task pipe held open by its siblings: it ends once it is orphaned."""
+    if os.getppid() != parent:
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_SECONDS)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="harbor-hooks-parent-watch", daemon=True).start()
+
+
+def _without_pandas() -> None:
     """pyarrow imports pandas (~0.25 s) at its first conversion, only to recognise pandas
     objects; worker rows are plain Python, so a worker that has not imported pandas lets
     pyarrow find it absent (and dateutil, imported there to recognise its relativedelta).
@@ -477,7 +500,7 @@ def _run_export(roots: list[str], opts: ExportOptions, recursive: bool, workers:
 
     context = _pool_context()
     # with fork, even one worker runs in a child: in this process pyarrow would import pandas
-    # (see _worker_init), which costs more than a fork; a fresh (forkserver) process costs more
+    # (see _without_pandas), which costs more than a fork; a fresh (forkserver) one costs more
     if not first or (context.get_start_method() != "fork" and (workers == 1 or len(first) == 1)):
         for i, (root, trials) in itertools.chain(first, batches):
             done(export_task(i, trials, root, opts, workdir), len(trials))
@@ -488,7 +511,8 @@ def _run_export(roots: list[str], opts: ExportOptions, recursive: bool, workers:
             _, (_, trials) = first[0]
             JobResults().for_trial(trials[0])
         with _frozen_heap(context), ProcessPoolExecutor(
-                max_workers=len(first), mp_context=context, initializer=_worker_init) as pool:
+                max_workers=len(first), mp_context=context, initializer=_worker_init,
+                initargs=(os.getpid() if context.get_start_method() == "fork" else None,)) as pool:
             # a few tasks ahead of the one awaited, the next submitted as one is done (and
             # discovered then): the trials waiting for a worker do not grow with the job
             tasks = itertools.chain(first, batches)

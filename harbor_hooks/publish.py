@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from contextlib import ExitStack
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,14 +77,13 @@ def export_and_publish(
     opts = settings.export_options(split_by="outcome" if split else None)
     target = os.fspath(settings.output) if settings.output is not None else None
     streamed = target is not None and output_kind(target) != "dir"
+    files: Any = nullcontext()
+    if streamed:  # written as the tasks finish, while the workers go on
+        from harbor_hooks.output import output_files
+        files = output_files(target, opts.arrow_schema(), opts.fixed_splits())
     result = None
     try:
-        with ExitStack() as files:
-            add = None
-            if streamed:  # written as the tasks finish, while the workers go on
-                from harbor_hooks.output import output_files
-                add = files.enter_context(output_files(target, opts.arrow_schema(),
-                                                       opts.fixed_splits()))
+        with files as add:
             result = run_export(roots, opts, recursive=recursive, workers=settings.workers,
                                 on_progress=progress, on_shards=add)
         outcome = Outcome(result.report)

@@ -20,6 +20,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+import psutil
 import pyarrow.parquet as pq
 import pytest
 
@@ -61,7 +62,7 @@ def leftovers(folder: Path, name: str) -> list[str]:
 
 
 def kill_mid_write(job: Path, target: Path) -> str:
-    """Start the export, SIGKILL it once its temporary output holds data; the tmp name."""
+    """Start the export, SIGKILL it once its temporary output holds rows; the tmp name."""
     scratch = job.parent / "scratch"  # a killed export cannot remove its shards: not in /tmp
     scratch.mkdir(exist_ok=True)
     proc = subprocess.Popen([sys.executable, "-c", SLOW_CLI, "traces", "export", "-p", str(job),
@@ -70,11 +71,13 @@ def kill_mid_write(job: Path, target: Path) -> str:
                             env={**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(scratch)})
     deadline = time.monotonic() + 60
     seen = None
+    workers: list[psutil.Process] = []
     while time.monotonic() < deadline and proc.poll() is None:
         tmp = [p for p in target.parent.iterdir() if p.name.startswith(f".{target.name}.tmp-")]
         try:
-            if tmp and tmp[0].stat().st_size > 0:
+            if tmp and tmp[0].stat().st_size > 64:  # rows in it, not a Parquet header alone
                 seen = tmp[0].name
+                workers = psutil.Process(proc.pid).children()
                 os.kill(proc.pid, signal.SIGKILL)
                 break
         except FileNotFoundError:
@@ -83,6 +86,10 @@ def kill_mid_write(job: Path, target: Path) -> str:
     proc.wait(30)
     assert seen is not None, "the export ended before it could be killed mid-write"
     assert proc.returncode == -signal.SIGKILL
+    # the output is written while the workers go on: orphaned, they end too
+    assert workers
+    _, alive = psutil.wait_procs(workers, timeout=10)
+    assert not alive, f"workers left running: {alive}"
     return seen
 
 
