@@ -117,8 +117,8 @@ class Redactor:
         turns = trace.unique_turns() if turns is None else turns
         texts = []
         instruction = trace.instruction
-        # the instruction is the first user message, stripped: scanned as part of that turn
-        # (a quarter of a short trial's text)
+        # the instruction is the text of one of the first messages, stripped: scanned as part
+        # of that turn (it was a quarter of a short trial's text)
         if instruction and not any(instruction in turn.text for turn in turns[:3]):
             texts.append(instruction)
         for turn in turns:
