@@ -6,7 +6,6 @@ User patterns (settings `redact_patterns`) run after the built-in ones, as kind 
 
 from __future__ import annotations
 
-import itertools
 import json
 import re
 from collections import Counter
@@ -23,18 +22,22 @@ PLACEHOLDER = "[REDACTED:{}]"
 # (one fast scan); the full pattern runs only where a trigger is found. A leading group (the
 # "Bearer " of a header, the NAME= of an assignment) is kept. Specific kinds run first
 # (Anthropic keys also start with sk-; a bearer token may be an OpenAI key).
+# Each trigger starts where a scan stops least and shares its first character with other
+# rules' triggers: rules whose triggers start alike share one scan (see Redactor), and a
+# scan for a literal stops at every occurrence of its first character ("k-" stops at each
+# k, "sk-" at each s: four times as often in English). 6 scans for 11 rules.
 PATTERNS: list[tuple[str, tuple[str, ...], str]] = [
-    ("private_key", ("PRIVATE KEY",),
+    ("private_key", ("IVATE KEY",),
      r"-----BEGIN[A-Z0-9 ]*PRIVATE KEY-----[\s\S]*?(?:-----END[A-Z0-9 ]*PRIVATE KEY-----|\Z)"),
-    ("anthropic", ("sk-ant-",), r"\bsk-ant-[A-Za-z0-9]{2,8}-[A-Za-z0-9_\-]{20,}"),
-    ("openai", ("sk-",), r"\bsk-(?:proj-|svcacct-|admin-|None-)?[A-Za-z0-9_\-]{20,}"),
+    ("anthropic", ("k-ant-",), r"\bsk-ant-[A-Za-z0-9]{2,8}-[A-Za-z0-9_\-]{20,}"),
+    ("openai", ("k-",), r"\bsk-(?:proj-|svcacct-|admin-|None-)?[A-Za-z0-9_\-]{20,}"),
     ("huggingface", ("hf_",), r"\bhf_[A-Za-z0-9]{30,}"),
-    ("google", ("AIza",), r"\bAIza[0-9A-Za-z_\-]{35}"),
-    ("aws_access_key", ("AKIA", "ASIA"), r"\bA[KS]IA[0-9A-Z]{16}\b"),
-    ("github", ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
+    ("google", ("Iza",), r"\bAIza[0-9A-Za-z_\-]{35}"),
+    ("aws_access_key", ("IA",), r"\bA[KS]IA[0-9A-Z]{16}\b"),
+    ("github", ("hp_", "ho_", "hu_", "hs_", "hr_", "hub_pat_"),
      r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})"),
     ("slack", ("xox",), r"\bxox[abposr]-[A-Za-z0-9\-]{10,}"),
-    ("bearer", ("earer",), r"(\b[Bb]earer\s+)[A-Za-z0-9._~+/=\-]{8,}"),
+    ("bearer", ("arer",), r"(\b[Bb]earer\s+)[A-Za-z0-9._~+/=\-]{8,}"),
     ("basic_auth", ("asic",), r"(\b[Bb]asic\s+)[A-Za-z0-9+/]{8,}={0,2}"),
     # NAME=value, NAME: value, "NAME": "value", and the same JSON-escaped, once or more
     ("env_secret", ("_KEY", "_TOKEN", "_SECRET", "_PASS"),
@@ -50,25 +53,29 @@ class Redactor:
 
     def __init__(self, extra_patterns: list[str] | tuple[str, ...] = ()):
         self._rules = []
-        # neighbours whose triggers all start with one character share a first scan for
-        # any of their triggers (re factors that character out: still one literal search);
-        # only when it finds one does each of them scan for its own (sk-ant- and sk-; the
-        # Google and AWS keys): 9 scans of a trial's texts instead of 11
+        for kind, triggers, pattern in PATTERNS:
+            regex = re.compile(pattern)
+            keep = r"\1" if regex.groups else ""
+            self._rules.append((kind, _finder(triggers), regex, keep + PLACEHOLDER.format(kind)))
+        # the rules whose triggers all start with one character share a first scan for any
+        # of their triggers (re factors that character out: still one literal search); only
+        # when it finds one does each of them scan for its own, unless the scan was its own
+        by_first: dict[str, list[int]] = {}
+        for i, (kind, triggers, _) in enumerate(PATTERNS):
+            by_first.setdefault(_first_character(triggers) or kind, []).append(i)
+        # (scan, [(rule, whether the scan's finding is the rule's own)])
         self._scans: list[tuple[Callable[[str], Any], list]] = []
-        for _, group in itertools.groupby(PATTERNS, key=lambda p: _first_character(p[1]) or p[0]):
-            rules, triggers = [], []
-            for kind, kind_triggers, pattern in group:
-                regex = re.compile(pattern)
-                keep = r"\1" if regex.groups else ""
-                rules.append((kind, _finder(kind_triggers), regex, keep + PLACEHOLDER.format(kind)))
-                triggers.extend(kind_triggers)
-            self._rules.extend(rules)
-            self._scans.append((rules[0][1] if len(rules) == 1 else _finder(tuple(triggers)), rules))
+        for members in by_first.values():
+            triggers = {t for i in members for t in PATTERNS[i][1]}
+            # a trigger that holds another is found by the scan for that one
+            scanned = {t for t in triggers if not any(o != t and o in t for o in triggers)}
+            self._scans.append((_finder(tuple(sorted(scanned))),
+                                [(self._rules[i], set(PATTERNS[i][1]) == scanned) for i in members]))
         for pattern in extra_patterns:
             regex = re.compile(pattern)
             rule = ("custom", regex.search, regex, PLACEHOLDER.format("custom"))
             self._rules.append(rule)
-            self._scans.append((regex.search, [rule]))
+            self._scans.append((regex.search, [(rule, True)]))
         self.counts: Counter = Counter()
 
     def text(self, value: str, rules: list | None = None) -> str:
@@ -87,10 +94,10 @@ class Redactor:
         group of rules over all the texts, then one per rule of a group found."""
         joined = "\0".join(texts)
         found = []
-        for scan, rules in self._scans:
+        for scan, members in self._scans:
             if scan(joined):
-                found.extend(rules if len(rules) == 1 else [r for r in rules if r[1](joined)])
-        return found
+                found.extend(rule for rule, own in members if own or rule[1](joined))
+        return sorted(found, key=self._rules.index) if len(found) > 1 else found
 
     def value(self, value: Any, rules: list | None = None) -> Any:
         """Redact every string inside a JSON value (tool-call arguments, tool definitions):

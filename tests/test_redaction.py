@@ -235,17 +235,18 @@ def test_user_pattern_from_settings_and_api(job, tmp_path):
     ["sk-" + "b" * 25, "AKIA" + "C" * 16],
     ["AIza" + "d" * 35, "Bearer abc", "ghp_x", "xoxb", "basic", "DB_PASSWORD=1"],
     ["-----BEGIN RSA PRIVATE KEY-----", "hf_" + "e" * 30, "custom-42"],
+    ["a check-in", "MEDIA", "the bearer", "github_pat_x", "ghp_" + "f" * 36],
 ])
 def test_rules_found_as_each_rule_alone_finds_them(texts):
-    """Rules sharing a first scan (sk-ant- and sk-, the Google and AWS keys) are found
-    exactly as if each scanned alone, in the same order."""
-    from harbor_hooks.redact import Redactor
+    """Rules sharing a first scan (the Anthropic and OpenAI keys; private keys, Google and
+    AWS keys; ...) are found exactly as if each scanned alone, in the same order."""
+    from harbor_hooks.redact import PATTERNS, Redactor
 
     redactor = Redactor(["custom-\\d+"])
     joined = "\0".join(texts)
     alone = [rule[0] for rule in redactor._rules if rule[1](joined)]
     assert [rule[0] for rule in redactor.rules_for(texts)] == alone
-    assert len(redactor._scans) == len(redactor._rules) - 2
+    assert len(PATTERNS) == 11 and len(redactor._scans) == 6 + 1  # the custom rule scans alone
 
 
 def test_instruction_scanned_unless_a_first_turn_holds_it():
