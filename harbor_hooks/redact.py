@@ -137,10 +137,11 @@ class Redactor:
             for call in turn.tool_calls:
                 texts.append(_json(call.arguments))
                 texts.append(call.name or "")
-        # the segments of a continued trajectory repeat their tool definitions: scanned once
-        texts.extend(dict.fromkeys(_json(c.tool_definitions) for c in trace.conversations
-                                   if c.tool_definitions))
-        rules = self.rules_for(texts)
+        texts.extend(_json(c.tool_definitions) for c in trace.conversations if c.tool_definitions)
+        # each text scanned once: subagents and continued segments repeat their first prompts
+        # and tool definitions (a third of the benchmark job's text); hashing a text costs a
+        # fifteenth of scanning it
+        rules = self.rules_for(list(dict.fromkeys(texts)))
         if not rules:
             return
         for conversation in trace.conversations:
