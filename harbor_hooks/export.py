@@ -506,10 +506,13 @@ def _run_export(roots: list[str], opts: ExportOptions, recursive: bool, workers:
             done(export_task(i, trials, root, opts, workdir), len(trials))
     else:
         if context.get_start_method() == "fork":
-            # the first trials' job-level result.json (it lists every trial) indexed here,
-            # once: the forked workers share the index instead of each parsing the file
+            # made here once, for the forked workers to share instead of each making them:
+            # the index of the first trials' job-level result.json (it lists every trial),
+            # and the compiled redaction patterns
             _, (_, trials) = first[0]
             JobResults().for_trial(trials[0])
+            if opts.redact:
+                Redactor(opts.redact_patterns)
         with _frozen_heap(context), ProcessPoolExecutor(
                 max_workers=len(first), mp_context=context, initializer=_worker_init,
                 initargs=(os.getpid() if context.get_start_method() == "fork" else None,)) as pool:

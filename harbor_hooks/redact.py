@@ -6,6 +6,7 @@ User patterns (settings `redact_patterns`) run after the built-in ones, as kind 
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections import Counter
@@ -52,30 +53,7 @@ class Redactor:
     """Replaces secrets in texts and counts them per kind (in .counts)."""
 
     def __init__(self, extra_patterns: list[str] | tuple[str, ...] = ()):
-        self._rules = []
-        for kind, triggers, pattern in PATTERNS:
-            regex = re.compile(pattern)
-            keep = r"\1" if regex.groups else ""
-            self._rules.append((kind, _finder(triggers), regex, keep + PLACEHOLDER.format(kind)))
-        # the rules whose triggers all start with one character share a first scan for any
-        # of their triggers (re factors that character out: still one literal search); only
-        # when it finds one does each of them scan for its own, unless the scan was its own
-        by_first: dict[str, list[int]] = {}
-        for i, (kind, triggers, _) in enumerate(PATTERNS):
-            by_first.setdefault(_first_character(triggers) or kind, []).append(i)
-        # (scan, [(rule, whether the scan's finding is the rule's own)])
-        self._scans: list[tuple[Callable[[str], Any], list]] = []
-        for members in by_first.values():
-            triggers = {t for i in members for t in PATTERNS[i][1]}
-            # a trigger that holds another is found by the scan for that one
-            scanned = {t for t in triggers if not any(o != t and o in t for o in triggers)}
-            self._scans.append((_finder(tuple(sorted(scanned))),
-                                [(self._rules[i], set(PATTERNS[i][1]) == scanned) for i in members]))
-        for pattern in extra_patterns:
-            regex = re.compile(pattern)
-            rule = ("custom", regex.search, regex, PLACEHOLDER.format("custom"))
-            self._rules.append(rule)
-            self._scans.append((regex.search, [(rule, True)]))
+        self._rules, self._scans = _compile(tuple(extra_patterns))
         self.counts: Counter = Counter()
 
     def text(self, value: str, rules: list | None = None) -> str:
@@ -161,6 +139,37 @@ class Redactor:
                 call.arguments = self.value(call.arguments, rules)
                 if call.name:
                     call.name = self.text(call.name, rules)
+
+
+@functools.lru_cache(maxsize=8)
+def _compile(extra_patterns: tuple[str, ...]) -> tuple[list, list]:
+    """(rules, scans) of the built-in patterns and extra_patterns, compiled once per process
+    (a worker makes a Redactor per task; forked workers inherit them compiled)."""
+    rules = []
+    for kind, triggers, pattern in PATTERNS:
+        regex = re.compile(pattern)
+        keep = r"\1" if regex.groups else ""
+        rules.append((kind, _finder(triggers), regex, keep + PLACEHOLDER.format(kind)))
+    # the rules whose triggers all start with one character share a first scan for any
+    # of their triggers (re factors that character out: still one literal search); only
+    # when it finds one does each of them scan for its own, unless the scan was its own
+    by_first: dict[str, list[int]] = {}
+    for i, (kind, triggers, _) in enumerate(PATTERNS):
+        by_first.setdefault(_first_character(triggers) or kind, []).append(i)
+    # (scan, [(rule, whether the scan's finding is the rule's own)])
+    scans: list[tuple[Callable[[str], Any], list]] = []
+    for members in by_first.values():
+        triggers = {t for i in members for t in PATTERNS[i][1]}
+        # a trigger that holds another is found by the scan for that one
+        scanned = {t for t in triggers if not any(o != t and o in t for o in triggers)}
+        scans.append((_finder(tuple(sorted(scanned))),
+                      [(rules[i], set(PATTERNS[i][1]) == scanned) for i in members]))
+    for pattern in extra_patterns:
+        regex = re.compile(pattern)
+        rule = ("custom", regex.search, regex, PLACEHOLDER.format("custom"))
+        rules.append(rule)
+        scans.append((regex.search, [(rule, True)]))
+    return rules, scans
 
 
 def _finder(triggers: tuple[str, ...]) -> Callable[[str], Any]:
