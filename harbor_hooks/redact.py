@@ -24,7 +24,7 @@ PLACEHOLDER = "[REDACTED:{}]"
 # "Bearer " of a header, the NAME= of an assignment) is kept. Specific kinds run first
 # (Anthropic keys also start with sk-; a bearer token may be an OpenAI key).
 # Each trigger starts where a scan stops least and shares its first character with other
-# rules' triggers: rules whose triggers start alike share one scan (see Redactor), and a
+# rules' triggers: rules whose triggers start alike share one scan (see _compile), and a
 # scan for a literal stops at every occurrence of its first character ("k-" stops at each
 # k, "sk-" at each s: four times as often in English). 6 scans for 11 rules.
 PATTERNS: list[tuple[str, tuple[str, ...], str]] = [
