@@ -40,14 +40,11 @@ from harbor_hooks.report import ExportReport, TraceReadError
 from harbor_hooks.schema import row_schema
 from harbor_hooks.trial import JobResults, TrialMeta, load_trial_meta
 
-TRIALS_PER_TASK = 64  # the first tasks' (see task_size)
+TRIALS_PER_TASK = 64  # fixed, so shard layout (and output bytes) do not depend on --workers
 TASKS_AHEAD = 4  # per worker: submitted before the one awaited is done
 PARENT_CHECK_SECONDS = 0.5  # how soon an orphaned worker ends
-# a worker converts its pending rows to Arrow at this many rows or characters of conversation,
-# whichever comes first: what it holds does not grow with its task (a 64-trial task of
-# `--episodes all` rows of the benchmark job is about 1.6 MB of text)
 ROWS_PER_BATCH = 1000
-BYTES_PER_BATCH = 2 << 20
+BYTES_PER_BATCH = 32 << 20
 
 
 @dataclass(frozen=True)
@@ -434,19 +431,9 @@ def default_workers() -> int:
         return os.cpu_count() or 1
 
 
-def task_size(index: int) -> int:
-    """How many trials task `index` gets: TRIALS_PER_TASK for the first 16 tasks, so that a
-    small job still keeps every core busy, twice that for the next 32, four times from then
-    on: each task costs the parent about 0.75 ms of CPU (the pool's threads, its shards
-    appended to the output), which a big job pays a quarter as often. The index alone
-    decides, so the shard layout does not depend on --workers."""
-    return TRIALS_PER_TASK * (1 if index < 16 else 2 if index < 48 else 4)
-
-
 def trial_batches(roots: list[str], recursive: bool,
                   report: ExportReport) -> Iterator[tuple[str, list[str]]]:
-    """(root, trial dirs) batches of task_size trials, yielded as discovery finds them."""
-    tasks = 0
+    """(root, trial dirs) batches of TRIALS_PER_TASK trials, yielded as discovery finds them."""
     for root in roots:
         if not os.path.isdir(root):
             report.skip("trial", root, "path does not exist or is not a directory")
@@ -456,12 +443,11 @@ def trial_batches(roots: list[str], recursive: bool,
         for trial in iter_trial_dirs(root, recursive=recursive, report=report):
             report.trials_found += 1
             batch.append(trial)
-            if len(batch) == task_size(tasks):
+            if len(batch) == TRIALS_PER_TASK:
                 yield root, batch
-                batch, tasks = [], tasks + 1
+                batch = []
         if batch:
             yield root, batch
-            tasks += 1
         if report.trials_found == found and not recursive:
             report.notes.append(f"{root} is not a trial directory (it has no agent/ folder); "
                                 "use --recursive to export the trials under it")

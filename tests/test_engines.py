@@ -40,24 +40,6 @@ def test_workers_give_identical_rows_and_bytes(job, tmp_path):
         assert outputs[workers].read_bytes() == outputs[1].read_bytes()
 
 
-def test_tasks_grow_with_their_index_alone(tmp_path):
-    """Tasks of 64 trials, then 128 and 256 as the job goes on, over several roots: every
-    trial once, in order, in batches whose sizes depend on the task's index alone."""
-    from harbor_hooks.export import trial_batches
-    from harbor_hooks.report import ExportReport
-
-    counts = {"a": 1000, "b": 32 * 128 + 300}
-    for name, n in counts.items():
-        for i in range(n):
-            (tmp_path / name / f"t{i:05d}" / "agent").mkdir(parents=True)
-    roots = [str(tmp_path / name) for name in counts]
-    batches = list(trial_batches(roots, True, ExportReport()))
-    assert [t for _, trials in batches for t in trials] == \
-        [f"{root}/t{i:05d}" for root, n in zip(roots, counts.values()) for i in range(n)]
-    # a root's last batch is cut short; the next root goes on with the next task's size
-    assert [len(trials) for _, trials in batches] == [64] * 15 + [40] + [128] * 32 + [256, 44]
-
-
 def test_ray_engine_matches_local(job, tmp_path):
     pytest.importorskip("ray.data", reason="the [ray] extra is not installed")
     local = tmp_path / "local.parquet"
