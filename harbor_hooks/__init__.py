@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
+from harbor_hooks.version import __version__
 __all__ = ["export_traces", "hookimpl", "HooksSettings", "ExportSettings", "__version__"]
 
 
@@ -16,7 +16,7 @@ def __getattr__(name: str) -> Any:
         from harbor_hooks.api import export_traces
         return export_traces
     if name == "hookimpl":
-        from harbor_hooks.hookspecs import hookimpl
+        from harbor_hooks.hooks.specs import hookimpl
         return hookimpl
     if name in ("HooksSettings", "ExportSettings"):
         from harbor_hooks import settings

@@ -26,4 +26,7 @@ def setup_logging(fmt: str | None = None, verbose: bool = False) -> None:
 
 
 def get_logger(name: str = "harbor_hooks"):
+    """Our logger; logs go to stderr even where no command set logging up (the API, Harbor)."""
+    if not structlog.is_configured():
+        setup_logging()
     return structlog.get_logger(name)

@@ -1,9 +1,13 @@
-"""One export path for every entry point: export, write outputs and report, push (one or two repos)."""
+"""The orchestrator, used by every front door: export -> outputs -> report -> card and push.
+
+The CLI, the Python API, the exporter plugin (so `run`, `sweeps run` and the Harbor
+plugin) and both engines go through publish(); what differs between them is only
+where the options come from and what is done with the Outcome.
+"""
 
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -11,9 +15,11 @@ from typing import Any
 
 import orjson
 
-from harbor_hooks.export import ExportResult, run_export
+from harbor_hooks.errors import SettingsError
+from harbor_hooks.options import ExportOptions, OutputOptions, PushOptions
+from harbor_hooks.pipeline import run_export
+from harbor_hooks.pipeline.shards import ExportResult, fixed_splits
 from harbor_hooks.report import ExportReport
-from harbor_hooks.settings import HooksSettings, SettingsError, output_kind
 
 
 @dataclass
@@ -21,107 +27,115 @@ class Outcome:
     report: ExportReport
     written: list[str] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
+    dataset: Any = None  # with keep_dataset: the Dataset / DatasetDict, memory-mapped from the shards
 
 
-def push_plan(settings: HooksSettings, split: bool) -> list[tuple[str | None, str]]:
+def push_plan(push: PushOptions) -> list[tuple[str | None, str]]:
     """(split or None for the whole dataset, repo) pairs to push; empty when not pushing.
 
-    Raises SettingsError before any work when the repos asked for are missing.
-    """
-    if not settings.push:
+    Raises SettingsError when the repos asked for are missing."""
+    if not push.push:
         return []
-    if settings.separate:
-        if not (settings.repo_success and settings.repo_failure):
-            raise SettingsError("--export-separate needs --export-repo-success and --export-repo-failure")
-        return [("success", settings.repo_success), ("failure", settings.repo_failure)]
-    if not settings.repo:
-        raise SettingsError("--push needs --repo ORG/NAME")
-    return [(None, settings.repo)]
+    if push.separate:
+        if not (push.repo_success and push.repo_failure):
+            raise SettingsError("a push with separate needs repo_success and repo_failure "
+                                "(--repo-success ORG/NAME --repo-failure ORG/NAME)")
+        return [("success", push.repo_success), ("failure", push.repo_failure)]
+    if not push.repo:
+        raise SettingsError("a push needs a repo: --repo ORG/NAME (YAML repo:, Python repo_id=)")
+    return [(None, push.repo)]
 
 
-def require_token(settings: HooksSettings) -> str:
-    """The Hub token a push will use; a SettingsError naming where to set it when there is none."""
-    from harbor_hooks.hub import PushError, resolve_token
-
-    try:
-        return resolve_token(settings.token_value())
-    except PushError as exc:
-        raise SettingsError(str(exc)) from None
-
-
-def check_push_ready(settings: HooksSettings, split: bool) -> list[tuple[str | None, str]]:
+def check_push_ready(push: PushOptions) -> list[tuple[str | None, str]]:
     """The push plan, after failing (SettingsError) when a push was asked for and cannot
     happen: missing repos or no token. Called before any work."""
-    plan = push_plan(settings, split)
+    from harbor_hooks.hub.push import resolve_token
+
+    plan = push_plan(push)
     if plan:
-        require_token(settings)
+        from harbor_hooks.errors import PushError
+        try:
+            resolve_token(push.token_value())
+        except PushError as exc:
+            raise SettingsError(str(exc)) from None
     return plan
 
 
-def export_and_publish(
+def split_by_of(export: ExportOptions, push: PushOptions, by_source: bool = False) -> str | None:
+    if by_source and export.subagents:
+        return "source"
+    return "outcome" if export.splits or push.separate else None
+
+
+def publish(
     roots: str | os.PathLike | list[str | os.PathLike],
-    settings: HooksSettings,
+    export: ExportOptions,
+    output: OutputOptions = OutputOptions(),
+    push: PushOptions = PushOptions(),
     *,
-    recursive: bool = True,
-    splits: bool = False,
-    log: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
+    by_source: bool = False,
+    keep_dataset: bool = False,
+    log: Callable[[str], None] = lambda line: None,
     progress: Callable[[int, int], None] | None = None,
 ) -> Outcome:
-    """Export roots with settings; write --output/--report; push when asked.
+    """Export roots; write the output and the report; push when asked (one or two repos).
 
-    splits=True (or --separate) exports a success/failure DatasetDict. Push
-    problems raise PushError after the local output is written.
-    """
-    split = splits or settings.separate
-    plan = check_push_ready(settings, split)
-    opts = settings.export_options(split_by="outcome" if split else None)
-    target = os.fspath(settings.output) if settings.output is not None else None
-    streamed = target is not None and output_kind(target) != "dir"
+    by_source splits the rows by trace source (Harbor's merge_subagents=False); keep_dataset
+    returns the Dataset in the Outcome (the API). Push problems raise PushError after the
+    local output is written; a push that cannot happen raises SettingsError before any work."""
+    plan = check_push_ready(push)
+    split_by = split_by_of(export, push, by_source)
+    target = os.fspath(output.output) if output.output is not None else None
+    streamed = target is not None and output.kind != "dir" and "://" not in target
     files: Any = nullcontext()
     if streamed:  # written as the tasks finish, while the workers go on
-        from harbor_hooks.output import output_files
-        files = output_files(target, opts.arrow_schema(), opts.fixed_splits())
+        from harbor_hooks.formats import row_schema
+        from harbor_hooks.outputs.files import output_files
+        files = output_files(target, row_schema(export), fixed_splits(split_by))
     result = None
     try:
         with files as add:
-            result = run_export(roots, opts, recursive=recursive, workers=settings.workers,
-                                on_progress=progress, on_shards=add)
+            result = run_export(roots, export, split_by=split_by, on_progress=progress, on_shards=add)
         outcome = Outcome(result.report)
         if target is not None:
-            from harbor_hooks.output import write_output, written_files
-            outcome.written = (written_files(target, opts.fixed_splits()) if streamed
+            from harbor_hooks.outputs.dataset import write_output
+            from harbor_hooks.outputs.files import written_files
+            outcome.written = (written_files(target, fixed_splits(split_by)) if streamed
                                else write_output(result, target))
-        if settings.report is not None:
-            write_report(result.report, os.fspath(settings.report))
-            outcome.written.append(os.fspath(settings.report))
+        if output.report is not None:
+            write_report(result.report, os.fspath(output.report))
+            outcome.written.append(os.fspath(output.report))
+        if plan or keep_dataset:
+            from harbor_hooks.outputs.dataset import to_dataset
+            outcome.dataset = to_dataset(result)
         if plan:
-            _push(result, settings, plan, outcome, log)
+            _push(outcome, result, push, plan, log)
     finally:
-        if result is not None:
+        if result is not None and not keep_dataset:
             result.cleanup()
     return outcome
 
 
 def write_report(report: ExportReport, path: str) -> None:
-    from harbor_hooks.output import atomic_path
+    from harbor_hooks.outputs.files import atomic_path
 
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         fh.write(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2))
 
 
-def _push(result: ExportResult, settings: HooksSettings, plan: list[tuple[str | None, str]],
-          outcome: Outcome, log: Callable[[str], None]) -> None:
-    from harbor_hooks.hub import CardInfo, push, row_counts
-    from harbor_hooks.output import to_dataset
+def _push(outcome: Outcome, result: ExportResult, push: PushOptions,
+          plan: list[tuple[str | None, str]], log: Callable[[str], None]) -> None:
+    from harbor_hooks.hub.push import CardInfo, push as push_to_hub, row_counts
 
-    dataset = to_dataset(result)
-    card = CardInfo(options=settings.model_dump(
-        include={"episodes", "filter", "sharegpt", "subagents", "instruction_metadata",
-                 "verifier_metadata", "redact"}))
+    dataset = outcome.dataset
+    card = CardInfo(options=result.options.model_dump(mode="json"))
+    if result.split_by == "source":  # as Harbor: <repo> for the main agent, <repo>-<name> for subagents
+        (_, repo), = plan
+        plan = [(name, repo if name == "main" else f"{repo}-{name}") for name in dataset]
     for split, repo in plan:
         part: Any = dataset if split is None else dataset[split]
         if split is not None and len(part) == 0:
             outcome.messages.append(f"no {split} rows: nothing pushed to {repo}")
             continue
-        push(part, settings.push_options(repo), result.report, card, log)
+        push_to_hub(part, push, repo, result.report, card, log)
         outcome.messages.append(f"pushed {sum(row_counts(part).values())} rows to {repo}")

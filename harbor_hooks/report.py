@@ -8,17 +8,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
-class TraceReadError(Exception):
-    """Bad input in one file of a trial: the export skips it, reports it, and goes on.
-
-    The message names the file and the reason, in one line.
-    """
-
-    def __init__(self, path: object, reason: str):
-        self.path = str(path)
-        self.reason = reason
-        super().__init__(f"{self.path}: {reason}")
-
 
 @dataclass(slots=True)  # a report may hold one per trial of a big job
 class Skip:

@@ -29,7 +29,7 @@ from conftest import EXPECTED, ROOT, SAMPLE_JOB, assert_rows_match, read_jsonl
 from harbor_env import harbor_python, harbor_unavailable_reason
 
 PLUGIN_NAME = "harbor-hooks"
-IMPORT_PATH = "harbor_hooks.harbor_plugin:HarborHooksJobPlugin"
+IMPORT_PATH = "harbor_hooks.hooks.harbor:HarborHooksJobPlugin"
 SAMPLE_TRIALS = sorted(p.name for p in SAMPLE_JOB.iterdir() if (p / "result.json").is_file())
 
 DISCOVERY = r"""
@@ -234,7 +234,7 @@ def test_harbor_finds_plugin_by_entry_point(harbor_py):
     info = json.loads(proc.stdout.strip().splitlines()[-1])
     assert info["entry_points"].get(PLUGIN_NAME) == IMPORT_PATH
     assert info["import_path"] == IMPORT_PATH
-    assert Path(info["module_file"]).resolve() == ROOT / "harbor_hooks" / "harbor_plugin.py"
+    assert Path(info["module_file"]).resolve() == ROOT / "harbor_hooks" / "hooks" / "harbor.py"
     assert info["is_job_plugin"] is True
     assert (info["episodes"], info["traces"], info["output"]) == ("last", True, "out.jsonl")
     assert info["bad_kwarg"] and "episodes" in info["bad_kwarg"], info["bad_kwarg"]

@@ -12,7 +12,8 @@ import pytest
 import yaml
 
 from conftest import ROOT, run_cli
-from harbor_hooks.settings import SettingsError, load_settings
+from harbor_hooks.errors import SettingsError
+from harbor_hooks.settings import load_settings
 
 RUNNER = f"{sys.executable} {ROOT / 'tests' / 'fake_runner.py'} {{config}}"
 
@@ -148,7 +149,7 @@ def test_invalid_setting_fails_fast_naming_the_key(plugin_path, tmp_path):
     proc = run_cli("run", "-c", str(config), "--runner-cmd", RUNNER,
                    env=env_with(plugin_path, tmp_path / "l"))
     assert proc.returncode == 2
-    assert "invalid setting 'episodes'" in proc.stderr and "HARBOR_HOOKS_EPISODES" in proc.stderr
+    assert "invalid option 'episodes'" in proc.stderr and "HARBOR_HOOKS_EPISODES" in proc.stderr
     assert not (tmp_path / "jobs").exists()  # nothing ran
     with pytest.raises(SettingsError, match="workers"):
         load_settings({"workers": 0})

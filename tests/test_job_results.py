@@ -7,8 +7,11 @@ import json
 from pathlib import Path
 
 from conftest import atif, make_trial, read_jsonl, run_cli, simple_steps, write_json
-from harbor_hooks import export_traces, trial
-from harbor_hooks.export import TRIALS_PER_TASK, ExportOptions, task_rows
+from harbor_hooks import export_traces
+from harbor_hooks.readers import meta as trial
+from harbor_hooks.options import ExportOptions
+from harbor_hooks.pipeline import TRIALS_PER_TASK
+from harbor_hooks.pipeline.transform import task_rows
 from harbor_hooks.report import ExportReport
 
 

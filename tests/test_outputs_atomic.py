@@ -24,16 +24,18 @@ import psutil
 import pyarrow.parquet as pq
 import pytest
 
-import harbor_hooks.output as output
+import harbor_hooks.outputs.files as output
 from conftest import ROOT, atif, make_trial, run_cli, simple_steps, write_json
-from harbor_hooks.export import ExportOptions, export_task, run_export
+from harbor_hooks.options import ExportOptions, OutputOptions
+from harbor_hooks.pipeline import run_export
+from harbor_hooks.pipeline.shards import export_task
 
 # The CLI with its writers slowed down (a pause after each batch and each row group), so
 # that a SIGKILL lands mid-write every time; the writing itself is the real one.
 SLOW_CLI = """
 import sys, time
 import pyarrow.parquet as pq
-import harbor_hooks.output as out
+import harbor_hooks.outputs.files as out
 write_table = pq.ParquetWriter.write_table
 def slow_write_table(self, *args, **kwargs):
     write_table(self, *args, **kwargs)
@@ -123,12 +125,19 @@ def _fail_after(n: int):
     return hook
 
 
+def write_file(shards: list[str], target: str, schema) -> None:
+    """One split's shards to a .parquet or .jsonl file, as an export writes them."""
+    with output.output_files(target, schema, ["train"]) as add:
+        for path in shards:
+            add({"train": path})
+
+
 @pytest.mark.parametrize("kind", ["jsonl", "parquet", "report"])
 def test_failure_during_write_keeps_previous_file(tmp_path, monkeypatch, kind):
     job = tmp_path / "job"
     for t in range(3):
         make_trial(job, f"t__{t}", trajectory=atif(simple_steps(3)))
-    result = run_export(str(job), ExportOptions(), workers=1)
+    result = run_export(str(job), ExportOptions(workers=1))
     target = tmp_path / f"out.{'json' if kind == 'report' else kind}"
     target.write_text("previous")
     try:
@@ -137,11 +146,11 @@ def test_failure_during_write_keeps_previous_file(tmp_path, monkeypatch, kind):
             fail = _fail_after(4)
             monkeypatch.setattr(output.orjson, "dumps", lambda *a, **k: (fail(), real(*a, **k))[1])
             with pytest.raises(OSError):
-                output.write_jsonl(result.shards["train"], str(target))
+                write_file(result.shards["train"], str(target), result.schema)
         elif kind == "parquet":
             monkeypatch.setattr(pq.ParquetWriter, "write_table", _fail_after(0))
             with pytest.raises(OSError):
-                output.write_parquet(result.shards["train"], result.schema, str(target))
+                write_file(result.shards["train"], str(target), result.schema)
         else:
             from harbor_hooks import publish
             monkeypatch.setattr(publish.orjson, "dumps", _fail_after(0))
@@ -220,18 +229,17 @@ def _third_task_fails(index, *args):
 def test_export_failing_midway_leaves_previous_file_and_no_work(mixed_job, tmp_path, monkeypatch):
     """A task failing after others were written: the output written so far is dropped, the
     previous file stays, and the export's work folder is removed."""
-    from harbor_hooks import export
-    from harbor_hooks.publish import export_and_publish
-    from harbor_hooks.settings import load_settings
+    from harbor_hooks.pipeline import local
+    from harbor_hooks.publish import publish
 
-    monkeypatch.setattr(export, "export_task", _third_task_fails)  # forked workers inherit it
+    monkeypatch.setattr(local, "export_task", _third_task_fails)  # forked workers inherit it
     (tmp_path / "work").mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "work"))  # where the shards go
     target = tmp_path / "out" / "rows.parquet"
     target.parent.mkdir()
     target.write_text("previous")
     added = []
-    import harbor_hooks.output as out
+    import harbor_hooks.outputs.files as out
     files = out.output_files
 
     def recording(*args, **kwargs):  # the first tasks' rows were written before the failure
@@ -239,7 +247,7 @@ def test_export_failing_midway_leaves_previous_file_and_no_work(mixed_job, tmp_p
             yield lambda shards: (added.append(shards), add(shards))
     monkeypatch.setattr(out, "output_files", contextmanager(recording))
     with pytest.raises(OSError, match="No space left"):
-        export_and_publish(str(mixed_job), load_settings(None, output=str(target), workers=2))
+        publish(str(mixed_job), ExportOptions(workers=2), OutputOptions(output=target))
     assert len(added) == 2
     assert target.read_text() == "previous"
     assert leftovers(target.parent, target.name) == []

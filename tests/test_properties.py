@@ -26,15 +26,17 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from conftest import trial_result, write_json
-from harbor_hooks.export import ExportOptions, run_export
-from harbor_hooks.jsonio import TrialFiles
-from harbor_hooks.output import iter_batches
-from harbor_hooks.readers import content_text
+from harbor_hooks.options import ExportOptions
+from harbor_hooks.pipeline import run_export
+from harbor_hooks.readers.files import TrialFiles
+from harbor_hooks.outputs.files import iter_batches
+from harbor_hooks.readers.trace import content_text
 from harbor_hooks.readers.atif import read_atif_trial
 from harbor_hooks.readers.episodes import read_episode_trial
-from harbor_hooks.redact import PATTERNS
-from harbor_hooks.report import ExportReport, TraceReadError
-from harbor_hooks.trial import JobResults, load_trial_meta
+from harbor_hooks.pipeline.redact import PATTERNS
+from harbor_hooks.errors import TraceReadError
+from harbor_hooks.report import ExportReport
+from harbor_hooks.readers.meta import JobResults, load_trial_meta
 
 COMMON = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                                    HealthCheck.filter_too_much])
@@ -107,7 +109,7 @@ def write_atif(trial: Path, segments: list[list[dict]], subagent: list[dict] | N
 
 def export_rows(root: Path, **options: Any) -> tuple[list[dict], ExportReport]:
     """run_export in this process, rows read back from its Arrow shards."""
-    result = run_export(str(root), ExportOptions(**options), workers=1)
+    result = run_export(str(root), ExportOptions(workers=1, **options))
     try:
         table = pa.Table.from_batches(list(iter_batches(result.shards["train"])), schema=result.schema)
         return table.to_pylist(), result.report

@@ -240,7 +240,7 @@ def test_user_pattern_from_settings_and_api(job, tmp_path):
 def test_rules_found_as_each_rule_alone_finds_them(texts):
     """Rules sharing a first scan (the Anthropic and OpenAI keys; private keys, Google and
     AWS keys; ...) are found exactly as if each scanned alone, in the same order."""
-    from harbor_hooks.redact import PATTERNS, Redactor
+    from harbor_hooks.pipeline.redact import PATTERNS, Redactor
 
     redactor = Redactor(["custom-\\d+"])
     joined = "\0".join(texts)
@@ -252,8 +252,8 @@ def test_rules_found_as_each_rule_alone_finds_them(texts):
 def test_instruction_scanned_unless_a_first_turn_holds_it():
     """The instruction is the first user message: scanned there; an instruction that no
     first turn holds is scanned on its own."""
-    from harbor_hooks.readers import Conversation, Episode, TrialTrace, Turn
-    from harbor_hooks.redact import Redactor
+    from harbor_hooks.readers.trace import Conversation, Episode, TrialTrace, Turn
+    from harbor_hooks.pipeline.redact import Redactor
 
     secret = "hf_" + "x" * 34
     for first in (f"  solve it {secret}\n", "a turn without it"):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from harbor_hooks.jsonio import TrialFiles
-from harbor_hooks.readers import (
+from harbor_hooks.readers.files import TrialFiles
+from harbor_hooks.readers.trace import (
     Conversation,
     Episode,
     ToolCall,
@@ -15,8 +15,9 @@ from harbor_hooks.readers import (
     TurnPrefix,
     content_text,
 )
-from harbor_hooks.report import ExportReport, TraceReadError
-from harbor_hooks.trial import TrialMeta
+from harbor_hooks.errors import TraceReadError
+from harbor_hooks.report import ExportReport
+from harbor_hooks.readers.meta import TrialMeta
 
 MAX_CHAIN = 10_000
 

@@ -6,10 +6,10 @@ import os
 import re
 from typing import Any
 
-from harbor_hooks.jsonio import TrialFiles
-from harbor_hooks.readers import Conversation, Episode, TrialTrace, Turn, content_text, json_text
-from harbor_hooks.report import TraceReadError
-from harbor_hooks.trial import TrialMeta
+from harbor_hooks.readers.files import TrialFiles
+from harbor_hooks.readers.trace import Conversation, Episode, TrialTrace, Turn, content_text, json_text
+from harbor_hooks.errors import TraceReadError
+from harbor_hooks.readers.meta import TrialMeta
 
 EPISODE_DIR = re.compile(r"episode-(\d+)")
 REPLY_FIELDS = ("content", "text", "message", "output")

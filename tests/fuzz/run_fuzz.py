@@ -41,8 +41,9 @@ ROOT = HERE.parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from harbor_hooks.export import ExportOptions, run_export  # noqa: E402
-from harbor_hooks.output import write_jsonl, write_parquet  # noqa: E402
+from harbor_hooks.options import ExportOptions  # noqa: E402
+from harbor_hooks.pipeline import run_export  # noqa: E402
+from harbor_hooks.outputs.files import output_files  # noqa: E402
 
 SEEDS = HERE / "seeds"
 SAMPLE_JOB = ROOT / "harbor_hooks" / "samples" / "sample-job"
@@ -272,8 +273,8 @@ OPTION_CHOICES = {
     "episodes": ["all", "last"],
     "sharegpt": [False, True],
     "subagents": [True, False],
-    "instruction": [False, True],
-    "verifier": [False, True],
+    "instruction_metadata": [False, True],
+    "verifier_metadata": [False, True],
     "redact": [True, False],
     "schema": ["harbor", "messages", "llamafactory"],
     "rows": ["episode", "trajectory"],
@@ -284,9 +285,15 @@ OPTION_CHOICES = {
 
 
 def export_options(draw) -> ExportOptions:
-    fields = {f.name for f in dataclasses.fields(ExportOptions)}
+    fields = set(ExportOptions.model_fields)
     chosen = {k: draw(st.sampled_from(v)) for k, v in OPTION_CHOICES.items() if k in fields}
     return ExportOptions(**chosen)
+
+
+def write_file(shards: list[str], target: str, schema) -> None:
+    with output_files(target, schema, ["train"]) as add:
+        for path in shards:
+            add({"train": path})
 
 
 def check_rows(rows: list[dict], opts: ExportOptions) -> None:
@@ -302,18 +309,18 @@ def check_rows(rows: list[dict], opts: ExportOptions) -> None:
 
 
 def export_and_check(job: Path, opts: ExportOptions, run_cli: bool) -> dict[str, Any]:
-    result = run_export(str(job), opts, workers=1)
+    result = run_export(str(job), opts.model_copy(update={"workers": 1}))
     try:
         report = result.report
         out = job.parent / "out"
         out.mkdir(exist_ok=True)
         rows: list[dict] = []
         for split, paths in result.shards.items():
-            write_parquet(paths, result.schema, str(out / f"{split}.parquet"))
+            write_file(paths, str(out / f"{split}.parquet"), result.schema)
             rows += pq.read_table(out / f"{split}.parquet").to_pylist()
             # JSONL of an --images keep export fails on the image bytes (output.py, reported)
             if getattr(opts, "images", "placeholder") != "keep":
-                write_jsonl(paths, str(out / f"{split}.jsonl"))
+                write_file(paths, str(out / f"{split}.jsonl"), result.schema)
                 with open(out / f"{split}.jsonl", "rb") as fh:
                     assert sum(1 for _ in fh) == len(rows) or split != "train"
         assert len(rows) == report.rows, (len(rows), report.rows)

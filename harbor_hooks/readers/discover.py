@@ -1,4 +1,9 @@
-"""Find trial directories: one walk with os.scandir, never descending into a trial."""
+"""What a trial is, and where the trials are: the one place that decides both.
+
+A trial is a folder holding an `agent/` folder (Harbor's own rule); a finished trial also
+holds its `result.json`. Discovery is one walk with os.scandir, never descending into a
+trial; trials under an fsspec URL (--engine ray) are found by the same rule.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +13,48 @@ from collections.abc import Iterator
 from harbor_hooks.report import ExportReport
 
 
+TRIAL_MARKER = "agent"  # a trial's output folder
+FINISHED_MARKER = "result.json"  # written when a trial ends
+
+
 def is_trial_dir(path: str) -> bool:
     """A trial directory holds an ``agent/`` folder (Harbor's own rule)."""
-    return os.path.isdir(os.path.join(path, "agent"))
+    return os.path.isdir(os.path.join(path, TRIAL_MARKER))
+
+
+def is_finished_trial(path: str) -> bool:
+    """A trial that ended: its result.json is written (Harbor writes it last)."""
+    return os.path.isfile(os.path.join(path, FINISHED_MARKER))
+
+
+def finished_trials(job_dir: str | os.PathLike) -> list[str]:
+    """The names of a job's finished trials, sorted (symlinked folders are not followed)."""
+    names, _ = _subdirectories(os.fspath(job_dir))
+    return [n for n in names if is_finished_trial(os.path.join(job_dir, n))]
+
+
+def is_url(path: str) -> bool:
+    """An fsspec URL (s3://, gs://, file://), read by the Ray engine."""
+    return "://" in path
+
+
+def iter_trial_urls(root: str, recursive: bool = True) -> Iterator[str]:
+    """Trial dirs under an fsspec URL in sorted order, by the same rule as on disk."""
+    import fsspec
+
+    fs, base = fsspec.core.url_to_fs(root)
+    protocol = root.split("://", 1)[0]
+    base = base.rstrip("/")
+    found = fs.find(base, withdirs=True, detail=True)
+    trials = {path.rstrip("/").rsplit("/", 1)[0] for path, info in found.items()
+              if info.get("type") == "directory" and path.rstrip("/").rsplit("/", 1)[-1] == TRIAL_MARKER}
+    outer = None
+    for trial in sorted(trials, key=lambda t: t.split("/")):  # depth-first in name order, as on disk
+        if outer is not None and trial.startswith(outer + "/"):
+            continue  # a trial's own folders are not trials
+        outer = trial
+        if recursive or trial == base:
+            yield f"{protocol}://{trial}"
 
 
 def _report_broken_agent(path: str, report: ExportReport | None) -> None:

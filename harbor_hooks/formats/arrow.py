@@ -1,4 +1,4 @@
-"""Arrow schemas of the exported rows: fixed, so shards written by different workers concatenate."""
+"""Arrow types of the exported columns: fixed, so shards written by different workers concatenate."""
 
 from __future__ import annotations
 
@@ -61,25 +61,3 @@ def with_image_features(schema: pa.Schema) -> pa.Schema:
     features = {f.name: hf_feature(f.type) for f in schema}
     features["images"] = {"feature": {"_type": "Image"}, "_type": "List"}
     return schema.with_metadata({"huggingface": json.dumps({"info": {"features": features}})})
-
-
-def row_schema(schema: str = "harbor", sharegpt: bool = False, instruction: bool = False,
-               verifier: bool = False, images: bool = False) -> pa.Schema:
-    if schema == "harbor":
-        head = [("conversations", pa.list_(MESSAGE))]
-    elif schema == "messages":
-        head = [("messages", pa.list_(CHAT_MESSAGE)), ("tools", TEXT)]
-    else:
-        head = [("conversations", pa.list_(SHAREGPT_MESSAGE)), ("system", TEXT), ("tools", TEXT)]
-    fields = head + META_FIELDS
-    if schema == "harbor":
-        fields.append(("tool_definitions", TEXT))
-    if instruction:
-        fields.append(("instruction", TEXT))
-    if verifier:
-        fields.append(("verifier_output", TEXT))
-    if sharegpt and schema == "harbor":
-        fields.append(("conversations_sharegpt", pa.list_(SHAREGPT_MESSAGE)))
-    if images:
-        return with_image_features(pa.schema(fields + [("images", pa.list_(IMAGE))]))
-    return pa.schema(fields)

@@ -12,8 +12,9 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from harbor_hooks.plugins import HookFailure, call_hook, get_plugin_manager, print_failures
-from harbor_hooks.runner import trial_dir_of_event
+from harbor_hooks.hooks.manager import HookFailure, call_hook, get_plugin_manager
+from harbor_hooks.log import get_logger
+from harbor_hooks.hooks.runner import trial_dir_of_event
 from harbor_hooks.settings import load_settings
 
 
@@ -39,4 +40,6 @@ class HarborHooksJobPlugin:
             return
         self.failures += await asyncio.to_thread(
             call_hook, self._pm, "on_job_complete", job_dir=self.job_dir, settings=self.settings)
-        print_failures(self.failures)
+        if self.failures:  # reported together at the job's end; each was logged as it happened
+            get_logger().error(f"{len(self.failures)} hook failure(s) during this run",
+                               failures=[f.line() for f in self.failures])

@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from harbor_hooks import __version__
+from harbor_hooks.version import __version__
 
 if TYPE_CHECKING:
-    from harbor_hooks.hub import CardInfo, PushOptions
+    from harbor_hooks.options import PushOptions
     from harbor_hooks.report import ExportReport
 
 TAGS = ["harbor", "agent-traces", "sft", "harbor-hooks"]
+
+
+@dataclass
+class CardInfo:
+    """What the dataset card says about the export."""
+
+    options: dict[str, Any] = field(default_factory=dict)
+    job_ids: list[str] = field(default_factory=list)
 
 
 def split_stats(dataset: Any) -> dict[str, dict[str, Any]]:
@@ -47,14 +56,14 @@ def split_stats(dataset: Any) -> dict[str, dict[str, Any]]:
     return stats
 
 
-def card_text(dataset: Any, opts: "PushOptions", report: "ExportReport | None",
+def card_text(dataset: Any, opts: "PushOptions", repo: str, report: "ExportReport | None",
               info: "CardInfo | None") -> tuple[dict[str, Any], str]:
     """(front-matter fields to set, markdown body)."""
     stats = split_stats(dataset)
     first = next(iter(dataset.values())) if hasattr(dataset, "keys") else dataset
     features = first.features
     lines = [
-        f"# {opts.repo_id.split('/')[-1]}",
+        f"# {repo.split('/')[-1]}",
         "",
         "Agent traces exported from [Harbor](https://github.com/laude-institute/harbor) trials "
         f"by harbor-hooks {__version__}, for supervised fine-tuning.",
@@ -81,7 +90,7 @@ def card_text(dataset: Any, opts: "PushOptions", report: "ExportReport | None",
     lines += ["", "## Schema", "", "| column | type |", "| --- | --- |"]
     for name, feature in features.items():
         lines.append(f"| `{name}` | `{_feature_text(feature)}` |")
-    from harbor_hooks.stats import group_stats, stat_table, stats_markdown
+    from harbor_hooks.outputs.stats import group_stats, stat_table, stats_markdown
     groups = [g for split in (dataset.values() if hasattr(dataset, "keys") else [dataset])
               for g in group_stats(stat_table(split.data.to_batches()))]
     lines += ["", "## Per agent, model and task", ""] + stats_markdown(groups)
@@ -109,24 +118,24 @@ def _feature_text(feature: Any) -> str:
     return text if len(text) < 120 else text[:117] + "..."
 
 
-def push_card(api: Any, dataset: Any, opts: "PushOptions", report: "ExportReport | None",
-              info: "CardInfo | None") -> None:
+def push_card(api: Any, dataset: Any, opts: "PushOptions", repo: str,
+              report: "ExportReport | None", info: "CardInfo | None") -> None:
     """Rewrite README.md: keep the YAML that datasets wrote (dataset_info, configs), add ours."""
     from huggingface_hub import DatasetCard, hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError
 
     try:
-        path = hf_hub_download(opts.repo_id, "README.md", repo_type="dataset",
+        path = hf_hub_download(repo, "README.md", repo_type="dataset",
                                revision=opts.revision, token=api.token)
         card = DatasetCard.load(path)
     except EntryNotFoundError:
         card = DatasetCard("---\n---\n")
-    fields, body = card_text(dataset, opts, report, info)
+    fields, body = card_text(dataset, opts, repo, report, info)
     for key, value in fields.items():
         setattr(card.data, key, value)
     card.text = body
     # upload_file, not card.push_to_hub: the latter validates the YAML against
     # huggingface.co whatever HF_ENDPOINT says
     api.upload_file(path_or_fileobj=str(card).encode(), path_in_repo="README.md",
-                    repo_id=opts.repo_id, repo_type="dataset", revision=opts.revision,
+                    repo_id=repo, repo_type="dataset", revision=opts.revision,
                     commit_message="Update dataset card (harbor-hooks)")

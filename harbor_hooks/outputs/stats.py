@@ -110,8 +110,8 @@ def _num(value: Any) -> str:
     return f"{value:.1f}" if isinstance(value, float) else str(value)
 
 
-def print_table(groups: list[GroupStats]) -> None:
-    from rich.console import Console
+def rich_table(groups: list[GroupStats]) -> Any:
+    """The per agent/model/task numbers as a rich Table."""
     from rich.table import Table
 
     table = Table(title="Harbor traces")
@@ -122,7 +122,7 @@ def print_table(groups: list[GroupStats]) -> None:
     for g in groups:
         table.add_row(g.agent, g.model, g.task, str(g.trials), str(g.rows), _pct(g.success_rate),
                       _num(g.mean_turns), _num(g.prompt_tokens), _num(g.completion_tokens))
-    Console(width=200).print(table)
+    return table
 
 
 def plot(table: pa.Table, path: str) -> None:
@@ -148,7 +148,7 @@ def plot(table: pa.Table, path: str) -> None:
         ax.set_title(title)
         ax.set_xlabel(xlabel)
     fig.tight_layout()
-    from harbor_hooks.output import atomic_path
+    from harbor_hooks.outputs.files import atomic_path
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
     plt.close(fig)

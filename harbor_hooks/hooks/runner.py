@@ -21,11 +21,11 @@ from urllib.request import url2pathname
 
 import yaml
 
+from harbor_hooks.errors import RunnerError
+from harbor_hooks.readers.discover import is_finished_trial
+from harbor_hooks.log import get_logger
+
 OUR_SECTIONS = ("export", "hooks", "runner")
-
-
-class RunnerError(RuntimeError):
-    """The job could not be started (no runner, bad config)."""
 
 
 def load_job_config(path: str | os.PathLike) -> dict[str, Any]:
@@ -111,7 +111,7 @@ class TrialWatcher:
         for entry in entries:
             if entry.name in self.seen or not entry.is_dir(follow_symlinks=False):
                 continue
-            if os.path.isfile(os.path.join(entry.path, "result.json")):
+            if is_finished_trial(entry.path):
                 self.seen.add(entry.name)
                 self.on_trial(Path(entry.path))
 
@@ -174,7 +174,7 @@ def run_harbor(config: dict[str, Any], on_trial: Callable[[Path], None]) -> tupl
     try:
         return 0, asyncio.run(_run())
     except Exception as exc:  # the job's own failure: reported, hooks still fire
-        print(f"harbor job failed: {type(exc).__name__}: {exc}")
+        get_logger().error("harbor job failed", error=f"{type(exc).__name__}: {exc}")
         return 1, job_dir_of(config)
 
 

@@ -11,7 +11,8 @@ from typing import Any
 
 import orjson
 
-from harbor_hooks.report import ExportReport, TraceReadError
+from harbor_hooks.errors import TraceReadError
+from harbor_hooks.report import ExportReport
 
 
 class _FinalSymlink(Exception):

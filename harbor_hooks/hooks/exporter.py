@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 
-from harbor_hooks.hookspecs import hookimpl
+from harbor_hooks.hooks.specs import hookimpl
 from harbor_hooks.log import get_logger
+from harbor_hooks.publish import Outcome, publish
 from harbor_hooks.settings import HooksSettings
 
 
@@ -16,11 +17,10 @@ class ExporterPlugin:
     def on_job_complete(self, job_dir, settings: HooksSettings) -> None:
         if not settings.traces:
             return
-        from harbor_hooks.publish import export_and_publish
-
         log = get_logger()
         log.info("exporting traces", job_dir=os.fspath(job_dir))
-        outcome = export_and_publish(job_dir, settings, log=lambda line: log.info(line))
+        outcome = publish(job_dir, settings.export_options(), settings.output_options(),
+                          settings.push_options(), log=lambda line: log.info(line))
         _log_outcome(outcome, os.fspath(job_dir))
 
     @hookimpl
@@ -30,14 +30,13 @@ class ExporterPlugin:
             log.info("sweep export skipped: add --push --export-repo ORG/NAME to push the "
                      "success/failure splits, or --export-output DIR to write them")
             return
-        from harbor_hooks.publish import export_and_publish
-
-        outcome = export_and_publish([os.fspath(d) for d in job_dirs], settings, splits=True,
-                                     log=lambda line: log.info(line))
+        export = settings.export_options().model_copy(update={"splits": True})
+        outcome = publish([os.fspath(d) for d in job_dirs], export, settings.output_options(),
+                          settings.push_options(), log=lambda line: log.info(line))
         _log_outcome(outcome, ", ".join(os.fspath(d) for d in job_dirs))
 
 
-def _log_outcome(outcome, source: str) -> None:
+def _log_outcome(outcome: Outcome, source: str) -> None:
     log = get_logger()
     report = outcome.report
     log.info("exported traces", rows=report.rows, source=source,

@@ -4,43 +4,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from harbor_hooks import __version__
+from harbor_hooks.errors import PushError
+from harbor_hooks.hub.card import CardInfo, push_card
+from harbor_hooks.options import PushOptions
 from harbor_hooks.report import ExportReport
+from harbor_hooks.version import __version__
 
 if TYPE_CHECKING:
     from datasets import Dataset, DatasetDict
 
 T = TypeVar("T")
 RETRY_STATUS = {429, 500, 502, 503, 504}
-
-
-class PushError(RuntimeError):
-    """A push that could not be done; the message is one line naming the repo and the reason."""
-
-
-@dataclass
-class PushOptions:
-    repo_id: str
-    private: bool = False
-    revision: str | None = None
-    commit_message: str | None = None
-    max_shard_size: str = "500MB"
-    token: str | None = None
-    append: bool = False
-    retries: int = 5
-    backoff: float = 1.0  # seconds, doubled each retry (Retry-After wins when sent)
-    card_license: str = "other"
-
-
-@dataclass
-class CardInfo:
-    """What the dataset card says about the export."""
-
-    options: dict[str, Any] = field(default_factory=dict)
-    job_ids: list[str] = field(default_factory=list)
 
 
 def resolve_token(explicit: str | None = None) -> str:
@@ -83,16 +59,16 @@ def _transient(exc: BaseException) -> bool:
 def with_retries(what: str, fn: Callable[[], T], opts: PushOptions,
                  log: Callable[[str], None] = lambda _: None) -> T:
     """Run fn, retrying transient Hub failures with exponential backoff (Retry-After honoured)."""
-    delay = opts.backoff
-    for attempt in range(opts.retries + 1):
+    delay = opts.push_backoff
+    for attempt in range(opts.push_retries + 1):
         try:
             return fn()
         except Exception as exc:  # noqa: BLE001 - classified below
-            if not _transient(exc) or attempt == opts.retries:
+            if not _transient(exc) or attempt == opts.push_retries:
                 raise
             wait = _retry_after(exc)
             wait = delay if wait is None else min(wait, 300.0)
-            log(f"{what}: {_describe(exc)}; retry {attempt + 1}/{opts.retries} in {wait:.1f}s")
+            log(f"{what}: {_describe(exc)}; retry {attempt + 1}/{opts.push_retries} in {wait:.1f}s")
             time.sleep(wait)
             delay *= 2
     raise AssertionError("unreachable")  # pragma: no cover
@@ -104,39 +80,39 @@ def _describe(exc: BaseException) -> str:
     return f"HTTP {status}" if status else first
 
 
-def push(dataset: "Dataset | DatasetDict", opts: PushOptions, report: ExportReport | None = None,
-         card: CardInfo | None = None, log: Callable[[str], None] = lambda _: None) -> str:
-    """Push a Dataset or DatasetDict to opts.repo_id with its card; return the commit URL."""
+def push(dataset: "Dataset | DatasetDict", opts: PushOptions, repo: str,
+         report: ExportReport | None = None, card: CardInfo | None = None,
+         log: Callable[[str], None] = lambda _: None) -> str:
+    """Push a Dataset or DatasetDict to repo with its card; return the commit URL."""
     from huggingface_hub import HfApi
     from huggingface_hub.errors import HfHubHTTPError
 
-    token = resolve_token(opts.token)
+    token = resolve_token(opts.token_value())
     api = HfApi(token=token)
     try:
         with_retries("create repo", lambda: api.create_repo(
-            opts.repo_id, repo_type="dataset", private=opts.private, exist_ok=True), opts, log)
+            repo, repo_type="dataset", private=opts.private, exist_ok=True), opts, log)
         if opts.revision:
             with_retries("create branch", lambda: api.create_branch(
-                opts.repo_id, repo_type="dataset", branch=opts.revision, exist_ok=True), opts, log)
+                repo, repo_type="dataset", branch=opts.revision, exist_ok=True), opts, log)
         splits = row_counts(dataset)
         if opts.append:
-            dataset = _with_existing_rows(api, dataset, opts)
+            dataset = _with_existing_rows(api, dataset, opts, repo)
         message = opts.commit_message or f"Upload {sum(splits.values())} rows with harbor-hooks {__version__}"
         info = with_retries("push", lambda: dataset.push_to_hub(
-            opts.repo_id, private=opts.private, token=token, revision=opts.revision,
+            repo, private=opts.private, token=token, revision=opts.revision,
             commit_message=message, max_shard_size=opts.max_shard_size), opts, log)
-        from harbor_hooks.card import push_card
-        with_retries("dataset card", lambda: push_card(api, dataset, opts, report, card), opts, log)
+        with_retries("dataset card", lambda: push_card(api, dataset, opts, repo, report, card), opts, log)
     except HfHubHTTPError as exc:
-        raise PushError(f"push to {opts.repo_id} failed: {_describe(exc)}") from exc
+        raise PushError(f"push to {repo} failed: {_describe(exc)}") from exc
     except PushError:
         raise
     except Exception as exc:
         import httpx
         if isinstance(exc, (httpx.TransportError, ConnectionError, TimeoutError, OSError)):
-            raise PushError(f"push to {opts.repo_id} failed: {type(exc).__name__}: {exc}") from exc
+            raise PushError(f"push to {repo} failed: {type(exc).__name__}: {exc}") from exc
         raise
-    return getattr(info, "commit_url", None) or f"{opts.repo_id}"
+    return getattr(info, "commit_url", None) or f"{repo}"
 
 
 def row_counts(dataset: Any) -> dict[str, int]:
@@ -146,14 +122,14 @@ def row_counts(dataset: Any) -> dict[str, int]:
     return {"train": len(dataset)}
 
 
-def _with_existing_rows(api: Any, dataset: Any, opts: PushOptions) -> Any:
+def _with_existing_rows(api: Any, dataset: Any, opts: PushOptions, repo: str) -> Any:
     """--append: the rows already in the repo, then the new ones, split by split."""
     from datasets import Dataset, DatasetDict, concatenate_datasets, load_dataset
 
-    files = api.list_repo_files(opts.repo_id, repo_type="dataset", revision=opts.revision)
+    files = api.list_repo_files(repo, repo_type="dataset", revision=opts.revision)
     if not any(f.endswith(".parquet") for f in files):
         return dataset
-    existing = load_dataset(opts.repo_id, revision=opts.revision, token=resolve_token(opts.token))
+    existing = load_dataset(repo, revision=opts.revision, token=resolve_token(opts.token_value()))
     if isinstance(dataset, Dataset):
         old = existing.get("train") if isinstance(existing, DatasetDict) else existing
         return concatenate_datasets([old, dataset]) if old is not None else dataset

@@ -7,8 +7,9 @@ import stat
 from dataclasses import dataclass
 from typing import Any
 
-from harbor_hooks.jsonio import TrialFiles, read_json
-from harbor_hooks.report import ExportReport, Skip, TraceReadError
+from harbor_hooks.readers.files import TrialFiles, read_json
+from harbor_hooks.errors import TraceReadError
+from harbor_hooks.report import ExportReport, Skip
 
 
 @dataclass(frozen=True)

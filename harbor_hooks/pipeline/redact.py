@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from harbor_hooks.readers import TrialTrace, Turn
+from harbor_hooks.readers.trace import TrialTrace, Turn
 
 PLACEHOLDER = "[REDACTED:{}]"
 

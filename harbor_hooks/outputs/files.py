@@ -1,4 +1,4 @@
-"""From shards to what the user asked for: a Dataset (memory-mapped), Parquet, JSONL or a folder.
+"""Parquet and JSONL files written from shards, as an export runs.
 
 Every file output is written under a temporary name and renamed into place, so
 an interrupted export never leaves a file that looks complete.
@@ -10,20 +10,14 @@ import base64
 import os
 import shutil
 import uuid
-import weakref
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from typing import TYPE_CHECKING, Any
 
 import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from harbor_hooks.export import ExportResult
-from harbor_hooks.settings import output_kind
-
-if TYPE_CHECKING:
-    from datasets import Dataset, DatasetDict
+from harbor_hooks.options import output_kind
 
 ROW_GROUP_ROWS = 1000
 ROW_GROUP_BYTES = 64 << 20
@@ -35,34 +29,6 @@ def iter_batches(paths: list[str]) -> Iterator[pa.RecordBatch]:
             reader = pa.ipc.open_stream(source)
             for batch in reader:
                 yield batch
-
-
-def to_dataset(result: ExportResult) -> "Dataset | DatasetDict":
-    """A Dataset memory-mapped from the shards (a DatasetDict when the export has splits)."""
-    from datasets import DatasetDict
-
-    if result.options.split_by is None:
-        dataset = _split_dataset(result.shards["train"], result.schema)
-        _keep_workdir_while(dataset, result)
-        return dataset
-    splits = DatasetDict({name: _split_dataset(paths, result.schema)
-                          for name, paths in result.shards.items()})
-    _keep_workdir_while(splits, result)
-    return splits
-
-
-def _keep_workdir_while(obj: Any, result: ExportResult) -> None:
-    # the shards back the dataset's memory maps: remove them when it is collected
-    weakref.finalize(obj, shutil.rmtree, result.workdir, True)
-
-
-def _split_dataset(paths: list[str], schema: pa.Schema) -> "Dataset":
-    from datasets import Dataset, concatenate_datasets
-
-    if not paths:
-        return Dataset(pa.Table.from_batches([], schema=schema))
-    parts = [Dataset.from_file(path) for path in paths]
-    return parts[0] if len(parts) == 1 else concatenate_datasets(parts)
 
 
 @contextmanager
@@ -167,39 +133,12 @@ def output_files(target: str, schema: pa.Schema | None, splits: list[str],
         yield add
 
 
-def write_parquet(paths: list[str], schema: pa.Schema, target: str) -> None:
-    with output_files(target, schema, ["train"], "parquet") as add:
-        for path in paths:
-            add({"train": path})
-
-
-def write_jsonl(paths: list[str], target: str) -> None:
-    with output_files(target, None, ["train"], "jsonl") as add:
-        for path in paths:
-            add({"train": path})
-
-
 def split_target(target: str, split: str, n_splits: int) -> str:
     """`out.parquet` for one split; `out-success.parquet`, `out-failure.parquet` for several."""
     if n_splits == 1 and split == "train":
         return target
     stem, ext = os.path.splitext(target)
     return f"{stem}-{split}{ext}"
-
-
-def write_output(result: ExportResult, target: str) -> list[str]:
-    """Write the export to target; return the paths written."""
-    kind = output_kind(target)
-    if kind == "dir":
-        dataset = to_dataset(result)
-        with atomic_path(target) as tmp:
-            dataset.save_to_disk(tmp)
-        return [target]
-    with output_files(target, result.schema, list(result.shards), kind) as add:
-        for split, paths in result.shards.items():
-            for path in paths:
-                add({split: path})
-    return written_files(target, list(result.shards))
 
 
 def written_files(target: str, splits: list[str]) -> list[str]:

@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from harbor_hooks.log import get_logger
-from harbor_hooks.plugins import HookFailure, call_hook, get_plugin_manager
-from harbor_hooks.report import TraceReadError
-from harbor_hooks.runner import prepare_config, run_job, task_name
+from harbor_hooks.hooks.manager import HookFailure, call_hook, get_plugin_manager
+from harbor_hooks.errors import TraceReadError, UsageError
+from harbor_hooks.hooks.runner import prepare_config, run_job, task_name
 from harbor_hooks.settings import HooksSettings
-from harbor_hooks.trial import JobResults, load_trial_meta
+from harbor_hooks.readers.discover import finished_trials
+from harbor_hooks.readers.meta import JobResults, load_trial_meta
 
 
 @dataclass
@@ -38,8 +39,8 @@ def run_with_hooks(config: dict[str, Any] | None, settings: HooksSettings, *,
     on_trial = _trial_hook(pm, settings, failures)
     if job_dir is not None:
         code = 0
-        for trial in sorted(p for p in Path(job_dir).iterdir() if (p / "result.json").is_file()):
-            on_trial(trial)
+        for name in finished_trials(job_dir):
+            on_trial(Path(job_dir) / name)
     else:
         cfg = prepare_config(config or {}, agent=agent, model=model)
         get_logger().info("running job", job_name=cfg["job_name"])
@@ -54,9 +55,9 @@ def load_hints(path: str | os.PathLike | None) -> dict[str, str]:
     try:
         data = json.loads(Path(path).read_text())
     except (OSError, ValueError) as exc:
-        raise ValueError(f"{path}: cannot read hints file ({exc})") from None
+        raise UsageError(f"{path}: cannot read hints file ({exc})") from None
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: --hints-file must be a JSON object {{task name: hint}}")
+        raise UsageError(f"{path}: --hints-file must be a JSON object {{task name: hint}}")
     return {str(k): str(v) for k, v in data.items()}
 
 
@@ -64,11 +65,9 @@ def succeeded_tasks(job_dir: Path) -> set[str]:
     """Tasks with at least one success in the job, exactly as --filter success decides."""
     jobs = JobResults()
     done = set()
-    for trial in sorted(Path(job_dir).iterdir()) if Path(job_dir).is_dir() else []:
-        if not (trial / "result.json").is_file():
-            continue
+    for name in finished_trials(job_dir) if Path(job_dir).is_dir() else []:
         try:
-            meta = load_trial_meta(os.fspath(trial), jobs)
+            meta = load_trial_meta(os.path.join(job_dir, name), jobs)
         except TraceReadError:
             continue
         if meta.success:

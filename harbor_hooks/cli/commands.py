@@ -1,0 +1,177 @@
+"""What the CLI commands do: settings from flags, YAML and env; then the orchestrator or the
+hook service; then what to show. Every HarborHooksError ends the command with its exit code."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from harbor_hooks.cli.console import err, out, print_failures, print_report, progress_bar
+from harbor_hooks.errors import EXIT_HOOKS, EXIT_OK, ExportFailed, HarborHooksError, PushError
+from harbor_hooks.settings import HooksSettings, load_settings, yaml_section
+
+
+def _code(body: Callable[[], int], on_push_error: Callable[[], None] | None = None) -> int:
+    """body's exit code; a HarborHooksError is one line on stderr and its own exit code."""
+    try:
+        return body()
+    except HarborHooksError as exc:
+        err(f"error: {exc}")
+        if isinstance(exc, PushError) and on_push_error is not None:
+            on_push_error()
+        return exc.exit_code
+
+
+def sample_job_path() -> Path:
+    return Path(__file__).resolve().parent.parent / "samples" / "sample-job"
+
+
+def _setup_logging(settings: HooksSettings, log_format: str | None) -> None:
+    from harbor_hooks.log import setup_logging
+
+    setup_logging(log_format or settings.log_format)
+
+
+def run_traces_export(path: str | None, sample: bool, flags: dict[str, Any], verbose: bool,
+                      log_format: str | None) -> int:
+    settings: HooksSettings | None = None
+
+    def body() -> int:
+        nonlocal settings
+        from harbor_hooks.errors import UsageError
+        root = str(sample_job_path()) if sample else path
+        if root is None:
+            raise UsageError("give --path PATH (a trial or a folder of trials), or --sample")
+        settings = load_settings(None, **flags)
+        _setup_logging(settings, log_format)
+        if settings.engine == "local" and not settings.push and settings.output_options().kind != "dir":
+            from harbor_hooks.imports import import_pyarrow_alone
+            import_pyarrow_alone()  # rows go from Python objects to Arrow to files: no datasets, no numpy
+        from harbor_hooks.log import get_logger
+        from harbor_hooks.publish import publish
+
+        log = get_logger()
+        try:
+            with progress_bar("Exporting trials") as progress:
+                outcome = publish(root, settings.export_options(), settings.output_options(),
+                                  settings.push_options(), log=lambda line: log.info(line),
+                                  progress=progress)
+        except OSError as exc:
+            raise ExportFailed(f"{exc.filename or ''}: {exc.strerror or exc}") from None
+        out(f"Exported {outcome.report.rows} rows from {root}")
+        print_report(outcome.report, verbose)
+        for written in outcome.written:
+            out(f"wrote {written}")
+        for message in outcome.messages:
+            out(message)
+        return EXIT_OK
+
+    def push_hint() -> None:
+        if settings is not None and settings.output:
+            err(f"the export is written to {settings.output}; push it again without re-exporting:\n"
+                f"  harbor-hooks traces push {settings.output} --repo {settings.repo or settings.repo_success}")
+
+    return _code(body, push_hint)
+
+
+def run_traces_stats(path: Path, flags: dict[str, Any], plot: Path | None) -> int:
+    def body() -> int:
+        from harbor_hooks.outputs.files import iter_batches
+        from harbor_hooks.outputs.stats import group_stats, plot as plot_stats, stat_table
+        from harbor_hooks.pipeline import run_export
+        from harbor_hooks.cli.console import print_stats
+
+        settings = load_settings(None, redact=False, **flags)
+        with progress_bar("Reading trials") as progress:
+            result = run_export(path, settings.export_options(), on_progress=progress)
+        try:
+            table = stat_table(iter_batches(result.shards["train"]))
+        finally:
+            result.cleanup()
+        print_stats(group_stats(table))
+        print_report(result.report, verbose=False)
+        if plot is not None:
+            try:
+                plot_stats(table, str(plot))
+            except RuntimeError as exc:
+                raise ExportFailed(str(exc)) from None
+            out(f"wrote {plot}")
+        return EXIT_OK
+
+    return _code(body)
+
+
+def run_traces_push(source: Path, flags: dict[str, Any]) -> int:
+    """Push a local export (.parquet/.jsonl file(s) or a save_to_disk folder) without re-exporting."""
+    def body() -> int:
+        from harbor_hooks.errors import UsageError
+        from harbor_hooks.hub.push import push
+        from harbor_hooks.outputs.dataset import load_local_export
+
+        settings = load_settings(None, **flags)
+        if not settings.repo:
+            raise UsageError("--repo ORG/NAME is required")
+        try:
+            dataset = load_local_export(source)
+        except (FileNotFoundError, ValueError) as exc:
+            raise ExportFailed(str(exc)) from None
+        push(dataset, settings.push_options(), settings.repo, None, None, err)
+        out(f"pushed {source} to {settings.repo}")
+        return EXIT_OK
+
+    return _code(body)
+
+
+def _job_config(config: Path | None) -> dict[str, Any]:
+    from harbor_hooks.hooks.runner import load_job_config
+
+    return load_job_config(config) if config is not None else {}
+
+
+def _finish(outcome: Any) -> int:
+    print_failures(outcome.failures)
+    if outcome.job_code:
+        return outcome.job_code
+    return EXIT_HOOKS if outcome.failures else EXIT_OK
+
+
+def run_job_command(config: Path | None, job_dir: Path | None, runner_cmd: str | None,
+                    agent: str | None, model: str | None, flags: dict[str, Any],
+                    log_format: str | None) -> int:
+    def body() -> int:
+        from harbor_hooks.errors import UsageError
+        from harbor_hooks.hooks.service import run_with_hooks
+        from harbor_hooks.publish import check_push_ready
+
+        if config is None and job_dir is None:
+            raise UsageError("give --config JOB.yaml to run a job, or --job-dir DIR for a finished one")
+        if job_dir is not None and not job_dir.is_dir():
+            raise UsageError(f"--job-dir {job_dir}: not a directory")
+        cfg = _job_config(config)
+        settings = load_settings(yaml_section(cfg), **flags)
+        _setup_logging(settings, log_format)
+        if settings.traces:
+            check_push_ready(settings.push_options())
+        return _finish(run_with_hooks(cfg, settings, job_dir=job_dir, runner_cmd=runner_cmd,
+                                      agent=agent, model=model))
+
+    return _code(body)
+
+
+def run_sweeps_command(config: Path, max_sweeps: int, trials_per_task: int, hint: str | None,
+                       hints_file: Path | None, runner_cmd: str | None, agent: str | None,
+                       model: str | None, flags: dict[str, Any], log_format: str | None) -> int:
+    def body() -> int:
+        from harbor_hooks.hooks.service import load_hints, run_sweeps
+        from harbor_hooks.publish import check_push_ready
+
+        cfg = _job_config(config)
+        settings = load_settings(yaml_section(cfg), defaults={"episodes": "last"}, **flags)
+        _setup_logging(settings, log_format)
+        check_push_ready(settings.push_options())
+        hints = load_hints(hints_file)
+        return _finish(run_sweeps(cfg, settings, max_sweeps=max_sweeps, trials_per_task=trials_per_task,
+                                  hint=hint, hints=hints, runner_cmd=runner_cmd, agent=agent, model=model))
+
+    return _code(body)

@@ -1,0 +1,269 @@
+"""Every option of harbor-hooks, declared once: a pydantic field with its type, allowed values,
+bounds, default and help text.
+
+The front doors are derived from these fields: `traces export` flags, `run` / `sweeps run`
+`--export-*` flags, YAML `export:` keys, `HARBOR_HOOKS_*` env names (settings.py), the
+`export_traces` keywords (api.py) and the dataset card. An `Option` in a field's metadata
+only says what a name cannot: Harbor's aliases, a short flag, a flag pair's other name.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+
+from harbor_hooks.errors import SettingsError
+
+# `schema` (the row schema option) shadows pydantic's deprecated BaseModel.schema(), which
+# nothing here calls; the option keeps the name users type
+warnings.filterwarnings("ignore", message='Field name "schema" in ".*" shadows')
+
+
+@dataclass(frozen=True)
+class Option:
+    """Front-door names of a field beyond its own (`--name`, `name:`, `HARBOR_HOOKS_NAME`, `name=`)."""
+
+    aliases: tuple[str, ...] = ()  # other keyword / YAML names (Harbor 0.24's first)
+    flag: str | None = None  # the flag, when not --name (a bool's "--on/--off" pair)
+    short: str | None = None  # e.g. -o
+    flag_aliases: tuple[str, ...] = ()  # more flag declarations on `traces export`
+    sweeps_flag_aliases: tuple[str, ...] = ()  # more declarations on `sweeps run` (Harbor's)
+    commands: tuple[str, ...] = ("export", "run", "sweeps")  # the commands with a flag for it
+
+
+def option_of(field: Any) -> Option:
+    return next((m for m in field.metadata if isinstance(m, Option)), Option())
+
+
+class _Options(BaseModel):
+    """Shared rules: unknown names are refused, Harbor's aliases are accepted, and None
+    means "the default" for an option that cannot be None (Harbor passes success_filter=None)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _canonical_names(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        fields = cls.model_fields
+        out: dict[str, Any] = {}
+        for key, value in data.items():
+            name = alias_map(cls).get(key.replace("-", "_") if isinstance(key, str) else key, key)
+            if value is None and name in fields and not _nullable(fields[name]):
+                continue
+            out[name] = value
+        return out
+
+
+def _nullable(field: Any) -> bool:
+    return field.default is None
+
+
+_ALIASES: dict[type, dict[str, str]] = {}
+
+
+def alias_map(model: type[BaseModel]) -> dict[str, str]:
+    """alias -> field name, for every field of model that has aliases."""
+    if model not in _ALIASES:
+        _ALIASES[model] = {a: name for name, f in model.model_fields.items() for a in option_of(f).aliases}
+    return _ALIASES[model]
+
+
+Globs = Annotated[list[str], Field(default_factory=list)]
+
+
+class ExportOptions(_Options):
+    """What to export and how: handed as it is (it pickles) to every worker. Never a secret."""
+
+    panel: ClassVar[str] = "What to export"
+
+    recursive: Annotated[bool, Option()] = Field(
+        True, description="Search for trials below --path; off: --path must be a trial.")
+    episodes: Literal["all", "last"] = Field(
+        "all", description="Every episode, or the last complete one per trial.")
+    filter: Annotated[Literal["success", "failure", "all"], Option(aliases=("success_filter",))] = Field(
+        "all", description="Keep successes (reward > 0, decided as Harbor does), failures, or all.")
+    sharegpt: Annotated[bool, Option(aliases=("to_sharegpt",))] = Field(
+        False, description="Add a conversations_sharegpt column ([{from, value}]).")
+    subagents: Annotated[bool, Option(aliases=("export_subagents",))] = Field(
+        True, description="Export subagent trajectories as rows of their own.")
+    instruction_metadata: Annotated[bool, Option(aliases=("include_instruction", "instruction"))] = Field(
+        False, description="Add an instruction column (the first non-empty step message).")
+    verifier_metadata: Annotated[bool, Option(aliases=("include_verifier_output", "verifier"))] = Field(
+        False, description="Add a verifier_output column (test-stdout.txt then test-stderr.txt).")
+    embed_tools: Annotated[bool, Option(aliases=("embed_tools_in_conversation",))] = Field(
+        True, description="harbor schema: the tool definitions in a <tools> block before the first user message.")
+    schema: Literal["harbor", "messages", "llamafactory"] = Field(
+        "harbor", description="Row schema: Harbor's, OpenAI/TRL messages, or LLaMA-Factory sharegpt.")
+    rows: Literal["episode", "trajectory"] = Field(
+        "episode", description="One row per episode prefix (Harbor's), or one per whole conversation.")
+    reasoning: Literal["field", "inline"] = Field(
+        "field", description="messages schema: reasoning_content, or <think> tags in the content.")
+    images: Literal["placeholder", "keep"] = Field(
+        "placeholder", description="ATIF images as [image: path] text (counted), or an images column.")
+    splits: Annotated[bool, Option(commands=("export", "run"))] = Field(
+        False, description="A DatasetDict with success and failure splits (sweeps always split).")
+    min_reward: float | None = Field(None, description="Keep trials whose reward is at least this.")
+    max_turns: int | None = Field(None, ge=0, description="Drop rows with more assistant turns.")
+    max_chars: int | None = Field(None, ge=0, description="Drop rows with more characters of conversation.")
+    agent: Annotated[Globs, Option(aliases=("agent_filter", "agents"))] = Field(
+        description="Keep trials of matching agents (glob; repeatable).")
+    model: Annotated[Globs, Option(aliases=("model_filter", "models"))] = Field(
+        description="Keep rows of matching models (glob; repeatable).")
+    task: Annotated[Globs, Option(aliases=("task_filter", "tasks"))] = Field(
+        description="Keep trials of matching tasks (glob; repeatable).")
+    exclude_exceptions: bool = Field(False, description="Drop trials that ended in an exception.")
+    dedupe: bool = Field(False, description="Drop rows whose conversation repeats an earlier row's (counted).")
+    redact: bool = Field(True, description="Replace secrets (API keys, tokens, private keys) in rows.")
+    redact_patterns: Annotated[Globs, Option()] = Field(
+        description="More regular expressions to redact (repeatable).")
+    max_file_bytes: int = Field(64 << 20, ge=1, description="Skip (and count) larger trial files, unread.")
+    max_message_bytes: int = Field(16 << 20, ge=1, description="A longer message skips its file or episode.")
+    max_rows_per_trial: int = Field(1000, ge=1, description="Keep at most this many episode rows per trial.")
+    workers: int | None = Field(None, ge=1, description="Worker processes (default: the machine's cores).")
+    engine: Literal["local", "ray"] = Field(
+        "local", description="local worker processes, or Ray on a cluster (paths or fsspec URLs).")
+    ray_address: str | None = Field(None, description="--engine ray: join this cluster (else start a local one).")
+
+    @field_validator("redact_patterns")
+    @classmethod
+    def _patterns(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"{pattern!r} is not a regular expression ({exc})") from None
+        return value
+
+
+class OutputOptions(_Options):
+    """Where the export is written."""
+
+    panel: ClassVar[str] = "Where to write it"
+
+    output: Annotated[Path | None, Option(short="-o")] = Field(
+        None, description="Write .parquet, .jsonl, or a directory (save_to_disk); with splits, "
+                          "out-success.parquet and out-failure.parquet.")
+    report: Path | None = Field(None, description="Write every skipped item and all counts as JSON.")
+
+    @property
+    def kind(self) -> str | None:
+        return output_kind(str(self.output)) if self.output is not None else None
+
+
+def _repo_id(value: str | None) -> str | None:
+    if value is not None and (value.count("/") != 1 or not all(value.split("/"))):
+        raise ValueError(f"expected ORG/NAME, got {value!r}")
+    return value
+
+
+class PushOptions(_Options):
+    """Where and how the export is pushed to the Hugging Face Hub."""
+
+    panel: ClassVar[str] = "Push to the Hub"
+
+    push: Annotated[bool, Option(flag="--push/--no-push", sweeps_flag_aliases=("--push/--no-push",))] = Field(
+        False, description="Push to the Hugging Face Hub.")
+    repo: Annotated[str | None, Option(aliases=("repo_id",))] = Field(
+        None, description="Hub dataset repo ORG/NAME.")
+    separate: Annotated[bool, Option(flag="--separate/--no-separate",
+                                     sweeps_flag_aliases=("--no-export-splits/--export-splits",))] = Field(
+        False, description="Push successes and failures to two repos (--repo-success, --repo-failure).")
+    repo_success: str | None = Field(None, description="Repo for the successes with --separate.")
+    repo_failure: str | None = Field(None, description="Repo for the failures with --separate.")
+    private: Annotated[bool, Option(flag="--private/--public")] = Field(
+        False, description="Visibility of a repo that the push creates.")
+    revision: str | None = Field(None, description="Branch to push to (created when missing).")
+    commit_message: str | None = Field(None, description="Message of the push commit.")
+    max_shard_size: str = Field("500MB", description="Largest Parquet shard pushed.")
+    append: bool = Field(False, description="Add to the rows already in the repo instead of replacing them.")
+    token: SecretStr | None = Field(None, description="Hub token (else HF_TOKEN, else `hf auth login`).")
+    push_retries: int = Field(5, ge=0, description="Retries of a failed Hub request.")
+    push_backoff: float = Field(2.0, ge=0, description="First retry wait in seconds, doubled each time.")
+    card_license: str = Field("other", description="The license the dataset card declares.")
+
+    @field_validator("repo", "repo_success", "repo_failure")
+    @classmethod
+    def _repos(cls, value: str | None) -> str | None:
+        return _repo_id(value)
+
+    def token_value(self) -> str | None:
+        return self.token.get_secret_value() if self.token else None
+
+
+class ServiceOptions(_Options):
+    """Options of the hook service itself."""
+
+    panel: ClassVar[str] = "Hook service"
+
+    traces: Annotated[bool, Option(commands=("run",))] = Field(
+        False, description="run: export traces when the job completes.")
+    log_format: Annotated[Literal["console", "json"], Option(commands=())] = Field(  # --log-format
+        "console", description="Logs as readable lines or JSON lines (stderr).")
+
+
+OPTION_MODELS: tuple[type[_Options], ...] = (ExportOptions, OutputOptions, PushOptions)
+
+
+def output_kind(target: str) -> str:
+    """What --output names: "parquet", "jsonl" (.jsonl or .json), or "dir" (save_to_disk)."""
+    lower = target.lower()
+    if lower.endswith(".parquet"):
+        return "parquet"
+    if lower.endswith((".jsonl", ".json")):
+        return "jsonl"
+    return "dir"
+
+
+ENV_PREFIX = "HARBOR_HOOKS_"
+
+
+def where(name: str) -> str:
+    """Where an option is set, at every front door."""
+    flag = name.replace("_", "-")
+    return f"--{flag} / --export-{flag}, export.{name} in YAML, {ENV_PREFIX}{name.upper()}, or {name}= in Python"
+
+
+def describe_errors(exc: ValidationError, secret: frozenset[str] = frozenset({"token"})) -> str:
+    """One line per invalid option, the same whatever front door set it."""
+    lines = []
+    for error in exc.errors():
+        key = str(error["loc"][0]) if error["loc"] else "options"
+        if error["type"] == "extra_forbidden":
+            lines.append(f"unknown option {key!r}")
+            continue
+        message = error["msg"].removeprefix("Value error, ")
+        value = error.get("input")
+        if key not in secret and isinstance(value, (str, int, float)) and len(repr(value)) < 80 \
+                and repr(value) not in message:
+            message += f", got {value!r}"
+        lines.append(f"invalid option {key!r}: {message} ({where(key)})")
+    return "; ".join(lines)
+
+
+def build(model: type[_Options], values: dict[str, Any]) -> Any:
+    """model(**values), or a SettingsError with describe_errors' message."""
+    try:
+        return model(**values)
+    except ValidationError as exc:
+        raise SettingsError(describe_errors(exc)) from None
+
+
+def split(values: dict[str, Any]) -> tuple[dict[type[_Options], dict[str, Any]], list[str]]:
+    """Keyword values (canonical names or aliases) sorted by the option model they belong to,
+    and the names that belong to none."""
+    out: dict[type[_Options], dict[str, Any]] = {m: {} for m in OPTION_MODELS}
+    unknown = []
+    for key, value in values.items():
+        owner = next((m for m in OPTION_MODELS if key in m.model_fields or key in alias_map(m)), None)
+        if owner is None:
+            unknown.append(key)
+        else:
+            out[owner][key] = value
+    return out, unknown

@@ -1,0 +1,105 @@
+"""--engine ray: the same tasks on a Ray cluster, for jobs beyond one machine.
+
+Each task (a batch of trials) runs as a Ray task with the same code as a local worker;
+trials under an fsspec URL (s3://, gs://, file://) are first copied to the task's scratch
+space, keeping their layout under the root (and their job's result.json), so rows say the
+same `source_path` as a local export. A task returns its Arrow shards as bytes through the
+object store (a cluster's nodes share no disk); the driver writes them into the export's
+work folder, and the orchestrator goes on as with the local engine. `--ray-address`
+joins a cluster, otherwise a local one starts with `--workers` CPUs.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections import deque
+from collections.abc import Callable, Iterator
+
+from harbor_hooks.errors import ExportFailed
+from harbor_hooks.options import ExportOptions
+from harbor_hooks.pipeline.shards import TaskResult, export_task
+from harbor_hooks.readers.discover import is_url
+from harbor_hooks.report import ExportReport
+
+RAY_MISSING = "--engine ray needs Ray: pip install 'harbor-hooks[ray]'"
+TASKS_AHEAD_PER_CPU = 2
+
+
+def _fetch(trial: str, root: str, data: str) -> str:
+    """A local copy of an fsspec trial dir at its place under data (as the trial is under
+    root), beside a copy of its job's result.json (the job-level stats decide `result`)."""
+    import fsspec
+
+    fs, path = fsspec.core.url_to_fs(trial)
+    path = path.rstrip("/")
+    rel = trial[len(root):].strip("/")
+    local = os.path.join(data, rel) if rel else data
+    job_result = path.rsplit("/", 1)[0] + "/result.json"
+    if fs.isfile(job_result):
+        os.makedirs(os.path.dirname(local), exist_ok=True)
+        fs.get(job_result, os.path.join(os.path.dirname(local), "result.json"))
+    fs.get(path + "/", local, recursive=True)
+    return local
+
+
+def _ray_task(index: int, trials: list[str], root: str, opts: ExportOptions,
+              split_by: str | None) -> tuple[int, dict[str, tuple[str, bytes]], dict[str, int], ExportReport]:
+    """One task on a Ray worker: its shards as bytes, with its row counts and report."""
+    scratch = tempfile.mkdtemp(prefix="harbor-hooks-ray-")
+    try:
+        if is_url(root):
+            data = os.path.join(scratch, "trials")
+            os.makedirs(data)
+            trials, root = [_fetch(t, root, data) for t in trials], data
+        out = os.path.join(scratch, "shards")
+        os.makedirs(out)
+        result = export_task(index, trials, root, opts, split_by, out)
+        blobs = {}
+        for split, path in result.paths.items():
+            with open(path, "rb") as fh:
+                blobs[split] = (os.path.basename(path), fh.read())
+        return index, blobs, result.rows, result.report
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def run_tasks(tasks: Iterator[tuple[int, tuple[str, list[str]]]], opts: ExportOptions,
+              split_by: str | None, workdir: str, done: Callable[[TaskResult, int], None]) -> None:
+    """Run every task on Ray, calling done(result, trials in the task) in task order."""
+    try:
+        import ray
+    except ImportError:
+        raise ExportFailed(RAY_MISSING) from None
+    started = not ray.is_initialized()
+    if started:
+        ray.init(address=opts.ray_address, num_cpus=None if opts.ray_address else opts.workers,
+                 include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        remote = ray.remote(_ray_task)
+        ahead = TASKS_AHEAD_PER_CPU * max(1, int(ray.cluster_resources().get("CPU", 1)))
+        in_flight: deque = deque()
+
+        def submit(count: int) -> None:
+            for _ in range(count):
+                task = next(tasks, None)
+                if task is None:
+                    return
+                i, (root, trials) = task
+                in_flight.append((remote.remote(i, trials, root, opts, split_by), len(trials)))
+
+        submit(ahead)
+        while in_flight:
+            ref, n_trials = in_flight.popleft()
+            index, blobs, rows, report = ray.get(ref)
+            submit(1)
+            paths = {}
+            for split, (name, blob) in blobs.items():
+                paths[split] = os.path.join(workdir, name)
+                with open(paths[split], "wb") as fh:
+                    fh.write(blob)
+            done(TaskResult(index, paths, rows, report), n_trials)
+    finally:
+        if started:
+            ray.shutdown()

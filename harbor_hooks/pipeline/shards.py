@@ -1,0 +1,160 @@
+"""Arrow stream shards: what a task writes, and what the parent keeps of an export.
+
+A task (a batch of trials) writes one shard per split; the parent keeps shard paths,
+row counts and reports, never rows.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import pyarrow as pa
+
+from harbor_hooks.formats import row_schema
+from harbor_hooks.options import ExportOptions
+from harbor_hooks.pipeline.transform import DEDUPE_KEY, task_rows
+from harbor_hooks.report import ExportReport
+
+ROWS_PER_BATCH = 1000
+BYTES_PER_BATCH = 32 << 20
+
+
+def fixed_splits(split_by: str | None) -> list[str] | None:
+    """The splits of every export split so, rows or none (None: the splits are the trace
+    sources found)."""
+    return {None: ["train"], "outcome": ["success", "failure"]}.get(split_by)
+
+
+def shard_schema(opts: ExportOptions) -> pa.Schema:
+    schema = row_schema(opts)
+    return schema.append(pa.field(DEDUPE_KEY, pa.binary(16))) if opts.dedupe else schema
+
+
+class ShardWriter:
+    """Arrow stream files, one per split, written in record batches of bounded size."""
+
+    def __init__(self, directory: str, stem: str, schema: pa.Schema):
+        self.directory, self.stem, self.schema = directory, stem, schema
+        self._pending: dict[str, list[dict[str, Any]]] = {}
+        self._pending_bytes: dict[str, int] = {}
+        self._writers: dict[str, tuple[Any, Any, str]] = {}
+        self.rows: dict[str, int] = {}
+
+    def add(self, split: str, row: dict[str, Any], size: int) -> None:
+        rows = self._pending.setdefault(split, [])
+        rows.append(row)
+        self._pending_bytes[split] = self._pending_bytes.get(split, 0) + size
+        if len(rows) >= ROWS_PER_BATCH or self._pending_bytes[split] >= BYTES_PER_BATCH:
+            self._flush(split)
+
+    def _flush(self, split: str) -> None:
+        rows = self._pending.get(split)
+        if not rows:
+            return
+        if split not in self._writers:
+            safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in split)
+            path = os.path.join(self.directory, f"{safe}-{self.stem}.arrow")
+            sink = pa.OSFile(path, "wb")
+            self._writers[split] = (sink, pa.ipc.new_stream(sink, self.schema), path)
+        batch = pa.RecordBatch.from_pylist(rows, schema=self.schema)
+        self._writers[split][1].write_batch(batch)
+        self.rows[split] = self.rows.get(split, 0) + len(rows)
+        self._pending[split] = []
+        self._pending_bytes[split] = 0
+
+    def close(self) -> dict[str, str]:
+        for split in list(self._pending):
+            self._flush(split)
+        paths = {}
+        for split, (sink, writer, path) in self._writers.items():
+            writer.close()
+            sink.close()
+            paths[split] = path
+        return paths
+
+
+class TaskResult(NamedTuple):
+    index: int
+    paths: dict[str, str]  # shard path by split
+    rows: dict[str, int]  # rows by split
+    report: ExportReport
+
+
+def export_task(index: int, trial_dirs: list[str], root: str, opts: ExportOptions,
+                split_by: str | None, workdir: str) -> TaskResult:
+    """Export a batch of trials into shards of their own (in a worker, on any engine)."""
+    report = ExportReport()
+    writer = ShardWriter(workdir, f"{index:06d}", shard_schema(opts))
+    for split, row, size in task_rows(trial_dirs, root, opts, report, split_by):
+        writer.add(split, row, size)
+    return TaskResult(index, writer.close(), writer.rows, report)
+
+
+@dataclass
+class ExportResult:
+    """Shards per split (in row order), the report, and the folder that holds the shards."""
+
+    shards: dict[str, list[str]]
+    report: ExportReport
+    workdir: str
+    schema: pa.Schema
+    options: ExportOptions
+    split_by: str | None = None
+
+    def cleanup(self) -> None:
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def merge_results(results: list[TaskResult], report: ExportReport, split_by: str | None) -> dict[str, list[str]]:
+    """The shards of every task by split, in task order; each task's report merged into report.
+    Every task reads its job's result.json: what that file caused is reported once."""
+    shards: dict[str, list[str]] = {split: [] for split in fixed_splits(split_by) or ()}
+    skips_merged: set[tuple[str, str, str]] = set()
+    notes_merged: set[str] = set()
+    for _, paths, rows, task_report in results:  # in task order
+        keys = [(s.kind, s.path, s.reason) for s in task_report.skips]
+        task_report.skips = [s for s, key in zip(task_report.skips, keys) if key not in skips_merged]
+        task_report.notes = [n for n in task_report.notes if n not in notes_merged]
+        skips_merged.update(keys)
+        notes_merged.update(task_report.notes)
+        report.merge(task_report)
+        for split, path in paths.items():
+            shards.setdefault(split, []).append(path)
+            report.rows_by_split[split] = report.rows_by_split.get(split, 0) + rows[split]
+            report.rows += rows[split]
+    return shards
+
+
+def drop_duplicates(shards: dict[str, list[str]], report: ExportReport) -> None:
+    """--dedupe: keep the first row of each conversation, in export order, across all splits;
+    rewrite the shards without the duplicates and without the key column."""
+    seen: set[bytes] = set()
+    for split, paths in shards.items():
+        for i, path in enumerate(paths):
+            kept_path = path + ".dedupe"
+            with pa.memory_map(path) as source, pa.OSFile(kept_path, "wb") as sink:
+                reader = pa.ipc.open_stream(source)
+                schema = reader.schema.remove(reader.schema.get_field_index(DEDUPE_KEY))
+                with pa.ipc.new_stream(sink, schema) as writer:
+                    for batch in reader:
+                        keep = bytearray(batch.num_rows)
+                        for row, key in enumerate(batch.column(DEDUPE_KEY).to_pylist()):
+                            if key not in seen:
+                                keep[row] = 1
+                                seen.add(key)
+                        dropped = len(keep) - sum(keep)
+                        if dropped:
+                            report.filtered["--dedupe"] += dropped
+                            report.rows -= dropped
+                            report.rows_by_split[split] -= dropped
+                        # the mask made from its bytes: pa.array(a list) would import pandas
+                        # (0.3 s) to look for pandas objects in it
+                        mask = pa.Array.from_buffers(pa.uint8(), len(keep), [None, pa.py_buffer(keep)])
+                        kept = batch.filter(mask.cast(pa.bool_())).drop_columns([DEDUPE_KEY])
+                        writer.write_batch(kept)
+            os.replace(kept_path, path)
+
+

@@ -1,0 +1,195 @@
+"""One trial to its rows, in a worker: read, filter, redact, render; and a batch of trials to
+(split, row, size) triples. Every filter returns the option that drops a trial or a row, or
+None, and the caller counts the drops per option."""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+
+from harbor_hooks.errors import TraceReadError
+from harbor_hooks.formats.render import render_rows, selected_episodes
+from harbor_hooks.options import ExportOptions
+from harbor_hooks.pipeline.redact import Redactor
+from harbor_hooks.readers.atif import has_trajectory, read_atif_trial
+from harbor_hooks.readers.episodes import episode_dirs, read_episode_trial
+from harbor_hooks.readers.files import ReadLimits, TrialFiles
+from harbor_hooks.readers.meta import JobResults, TrialMeta, load_trial_meta
+from harbor_hooks.readers.trace import TrialTrace, Turn
+from harbor_hooks.report import ExportReport
+
+DEDUPE_KEY = "_dedupe_key"
+
+
+def _verifier_output(trial_dir: str, files: TrialFiles) -> str | None:
+    """verifier/test-stdout.txt then test-stderr.txt, concatenated (Harbor's column)."""
+    parts = []
+    for name in ("test-stdout.txt", "test-stderr.txt"):
+        path = os.path.join(trial_dir, "verifier", name)
+        if os.path.lexists(path):
+            try:
+                parts.append(files.text(path))
+            except TraceReadError as exc:
+                files.report.skip("file", exc.path, exc.reason)
+    return "".join(parts) if parts else None
+
+
+def read_trial(trial_dir: str, jobs: JobResults, opts: ExportOptions,
+               report: ExportReport) -> tuple[TrialMeta, TrialTrace, TrialFiles] | None:
+    """Metadata and trace of one trial, or None (skipped or filtered, and reported)."""
+    files = TrialFiles(trial_dir, report, ReadLimits(opts.max_file_bytes, opts.max_message_bytes))
+    try:
+        meta = load_trial_meta(trial_dir, jobs, files)
+    except TraceReadError as exc:
+        report.skip("trial", exc.path, exc.reason)
+        return None
+    reason = trial_filter(meta, opts)
+    if reason is not None:
+        report.trials_filtered += 1
+        report.filtered[reason] += 1
+        return None
+    agent_dir = os.path.join(trial_dir, "agent")
+    try:
+        agent_entries = files.entries(agent_dir)  # listed once, for both readers
+        if has_trajectory(agent_entries):
+            trace = read_atif_trial(trial_dir, meta, files, subagents=opts.subagents)
+        elif episode_dirs(agent_entries):
+            trace = read_episode_trial(trial_dir, meta, files)
+        else:
+            report.skip("trial", trial_dir, f"agent {meta.agent!r} wrote neither "
+                        "agent/trajectory.json nor agent/episode-N/ folders")
+            return None
+    except TraceReadError as exc:
+        report.skip("trial", exc.path, exc.reason)
+        return None
+    return meta, trace, files
+
+
+def _matches(value: str, patterns: tuple[str, ...]) -> bool:
+    return not patterns or any(fnmatch.fnmatchcase(value, p) for p in patterns)
+
+
+def trial_filter(meta: TrialMeta, opts: ExportOptions) -> str | None:
+    """The option that excludes this trial, or None to keep it."""
+    if opts.filter in ("success", "failure") and meta.success != (opts.filter == "success"):
+        return "--filter"
+    if opts.min_reward is not None and (meta.reward is None or meta.reward < opts.min_reward):
+        return "--min-reward"
+    if opts.exclude_exceptions and meta.exception is not None:
+        return "--exclude-exceptions"
+    if not _matches(meta.agent, opts.agent):
+        return "--agent"
+    if not _matches(meta.task, opts.task):
+        return "--task"
+    return None
+
+
+def row_filter(row: dict[str, Any], size: int, opts: ExportOptions) -> str | None:
+    if opts.max_turns is not None and row["n_turns"] > opts.max_turns:
+        return "--max-turns"
+    if opts.max_chars is not None and size > opts.max_chars:
+        return "--max-chars"
+    if not _matches(row["model"], opts.model):
+        return "--model"
+    return None
+
+
+def trial_rows(trial_dir: str, root: str, jobs: JobResults, opts: ExportOptions,
+               report: ExportReport, redactor: Redactor | None) -> list[dict[str, Any]]:
+    found = read_trial(trial_dir, jobs, opts, report)
+    if found is None:
+        return []
+    meta, trace, files = found
+    verifier = _verifier_output(trial_dir, files) if opts.verifier_metadata else None
+    turns = trace.unique_turns()
+    if redactor is not None:
+        redactor.trace(trace, turns)
+        if verifier:
+            verifier = redactor.text(verifier)
+    report.images += sum(len(t.images) for t in turns)
+    images = load_images(trial_dir, turns, files) if opts.images == "keep" else None
+    source_path = _relative(trial_dir, root) if root else trial_dir
+    selected = selected_episodes(trace, opts)
+    if len(selected) > opts.max_rows_per_trial:  # cut before rendering: rows grow quadratically
+        report.skip("row", trial_dir, f"{len(selected) - opts.max_rows_per_trial} episodes beyond "
+                    f"--max-rows-per-trial ({opts.max_rows_per_trial})")
+        selected = selected[:opts.max_rows_per_trial]
+    rows = render_rows(selected, trace, meta, opts, source_path, verifier, images)
+    if not rows:
+        report.skip("trial", trial_dir, "no complete episode to export")
+        return []
+    report.trials_exported += 1
+    return rows
+
+
+def _relative(path: str, root: str) -> str:
+    """os.path.relpath(path, root) without its two abspath calls, for the usual case of a
+    path found under root."""
+    prefix = root.rstrip(os.sep) + os.sep
+    if path.startswith(prefix) and os.pardir not in path[len(prefix):].split(os.sep):
+        return os.path.normpath(path[len(prefix):])
+    return os.path.relpath(path, root)
+
+
+def load_images(trial_dir: str, turns: list[Turn], files: TrialFiles) -> dict[str, bytes]:
+    """--images keep: the bytes of every image the turns refer to (paths relative to agent/)."""
+    found = {}
+    for path in dict.fromkeys(p for t in turns for p in t.images):
+        full = os.path.join(trial_dir, "agent", path)
+        try:
+            found[path] = files.bytes(full)
+        except TraceReadError as exc:
+            files.report.skip("file", exc.path, f"image kept as a text placeholder: {exc.reason}")
+    return found
+
+
+def split_of(row: dict[str, Any], split_by: str | None) -> str:
+    if split_by == "outcome":
+        return "success" if row["success"] else "failure"
+    if split_by == "source":
+        return row["trace_source"]
+    return "train"
+
+
+def _row_size(row: dict[str, Any]) -> int:
+    messages = row["messages"] if "messages" in row else row["conversations"]
+    return sum(len(m.get("content") or m.get("value") or "") for m in messages)
+
+
+def conversation_key(row: dict[str, Any]) -> bytes:
+    messages = row["messages"] if "messages" in row else row["conversations"]
+    return hashlib.blake2b(orjson.dumps(messages), digest_size=16).digest()
+
+
+def task_rows(trial_dirs: list[str], root: str, opts: ExportOptions, report: ExportReport,
+              split_by: str | None = None) -> Iterator[tuple[str, dict[str, Any], int]]:
+    """(split, row, size) of every row a batch of trials exports, filters applied."""
+    jobs = JobResults(report)
+    redactor = Redactor(opts.redact_patterns) if opts.redact else None
+    for trial_dir in trial_dirs:
+        try:
+            for row in trial_rows(trial_dir, root, jobs, opts, report, redactor):
+                size = _row_size(row)
+                reason = row_filter(row, size, opts)
+                if reason is not None:
+                    report.filtered[reason] += 1
+                    continue
+                if opts.dedupe:
+                    row[DEDUPE_KEY] = conversation_key(row)
+                yield split_of(row, split_by), row, size
+        except RecursionError:
+            report.skip("trial", trial_dir, "nested too deeply to read")
+    if redactor is not None:
+        # reasons quote data (a reference, a source name); one trigger scan for all of them
+        rules = redactor.rules_for([t for skip in report.skips for t in (skip.path, skip.reason)]
+                                   + report.notes)
+        if rules:
+            for skip in report.skips:
+                skip.path, skip.reason = redactor.text(skip.path, rules), redactor.text(skip.reason, rules)
+            report.notes = [redactor.text(note, rules) for note in report.notes]
+        report.redactions.update(redactor.counts)
