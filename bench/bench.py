@@ -124,7 +124,7 @@ def mb(n: float) -> str:
     return f"{n / 2**20:.0f} MB" if n >= 10 * 2**20 else f"{n / 2**20:.1f} MB"
 
 
-OURS_CODE = "import harbor_hooks.cli, harbor_hooks.cli.commands, harbor_hooks.publish, harbor_hooks.outputs.files"
+OURS_CODE = "import harbor_hooks.cli, harbor_hooks.cli.commands, harbor_hooks.publish, harbor_hooks.outputs.files, harbor_hooks.pipeline.local"
 HARBOR_CODE = "import harbor.utils.traces_utils, datasets"
 
 

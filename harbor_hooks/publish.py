@@ -49,11 +49,10 @@ def push_plan(push: PushOptions) -> list[tuple[str | None, str]]:
 def check_push_ready(push: PushOptions) -> list[tuple[str | None, str]]:
     """The push plan, after failing (SettingsError) when a push was asked for and cannot
     happen: missing repos or no token. Called before any work."""
-    from harbor_hooks.hub.push import resolve_token
-
     plan = push_plan(push)
     if plan:
         from harbor_hooks.errors import PushError
+        from harbor_hooks.hub.push import resolve_token
         try:
             resolve_token(push.token_value())
         except PushError as exc:
@@ -97,11 +96,12 @@ def publish(
         with files as add:
             result = run_export(roots, export, split_by=split_by, on_progress=progress, on_shards=add)
         outcome = Outcome(result.report)
-        if target is not None:
-            from harbor_hooks.outputs.dataset import write_output
+        if streamed:
             from harbor_hooks.outputs.files import written_files
-            outcome.written = (written_files(target, fixed_splits(split_by)) if streamed
-                               else write_output(result, target))
+            outcome.written = written_files(target, fixed_splits(split_by))
+        elif target is not None:
+            from harbor_hooks.outputs.dataset import write_output
+            outcome.written = write_output(result, target)
         if output.report is not None:
             write_report(result.report, os.fspath(output.report))
             outcome.written.append(os.fspath(output.report))

@@ -53,7 +53,7 @@ class HooksSettings(BaseSettings, ExportOptions, OutputOptions, PushOptions, Ser
     """Every export, output, push and service option, with its env name HARBOR_HOOKS_<NAME>."""
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=False,
-                                      validate_default=True)
+                                      validate_default=True, defer_build=False)
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings,

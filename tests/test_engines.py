@@ -60,6 +60,35 @@ def test_ray_engine_matches_local(job, tmp_path):
     assert canonical(pq.read_table(url_out).to_pylist()) == expected
 
 
+def test_ray_engine_publishes_like_the_local_engine(job, tmp_path):
+    """--engine ray goes through the same orchestrator: with --splits, --dedupe and --push
+    it writes the same rows and pushes the same repo and card as the local engine."""
+    pytest.importorskip("ray", reason="the [ray] extra is not installed")
+    from local_hub import LocalHub
+    from test_push import card, hub_env, load_from_hub
+
+    with LocalHub(tmp_path / "hub") as hub:
+        env = {**hub_env(hub, tmp_path), "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+        outputs, pushed, cards = {}, {}, {}
+        for engine in ("local", "ray"):
+            out = tmp_path / f"{engine}.parquet"
+            proc = run_cli("traces", "export", "-p", str(job), "--engine", engine, "--workers", "2",
+                           "--splits", "--dedupe", "--push", "--repo", f"me/{engine}", "-o", str(out),
+                           env=env, timeout=600)
+            assert proc.returncode == 0, proc.stderr[-3000:]
+            assert "filtered out: --dedupe=" in proc.stdout
+            outputs[engine] = {s: pq.read_table(tmp_path / f"{engine}-{s}.parquet").to_pylist()
+                               for s in ("success", "failure")}
+            pushed[engine] = load_from_hub(env, f"me/{engine}")
+            front, body = card(hub, f"me/{engine}")
+            assert f"- `engine`: `{engine}`" in body  # the card lists the options used
+            cards[engine] = (front["harbor_hooks"], body.replace(f"# {engine}\n", "# repo\n")
+                             .replace(f"- `engine`: `{engine}`", "- `engine`: ..."))
+    assert outputs["ray"] == outputs["local"] and len(outputs["local"]["success"]) > 0
+    assert pushed["ray"] == pushed["local"] == outputs["local"]
+    assert cards["ray"] == cards["local"]
+
+
 LOADED_MODULES = """
 import sys
 from harbor_hooks.cli import main

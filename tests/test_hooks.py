@@ -190,3 +190,51 @@ def test_sweeps_hints_file_runs_one_job_per_task(plugin_path, tmp_path):
     job = tmp_path / "jobs" / "demo.sweep-1.fix-git"
     trial_cfg = json.loads(next(job.glob("*/config.json")).read_text())
     assert trial_cfg["agent"]["kwargs"]["hint"] == "use git"
+
+
+def test_hooks_go_through_pluggy_with_each_failure_isolated(tmp_path):
+    """A wrapper, tryfirst ordering and hook monitoring all see the call, while one plugin's
+    failure is collected and the others (the exporter too) still run."""
+    from harbor_hooks.hooks.manager import call_hook, get_plugin_manager
+    from harbor_hooks.hooks.specs import hookimpl
+
+    seen: list[str] = []
+
+    class Wrapper:
+        @hookimpl(wrapper=True)
+        def on_job_complete(self, job_dir, settings):
+            seen.append("wrapper before")
+            result = yield
+            seen.append(f"wrapper after ({len(result)} results)")
+            return result
+
+    class Failing:
+        @hookimpl
+        def on_job_complete(self, job_dir, settings):
+            seen.append("failing")
+            raise RuntimeError("boom")
+
+    class First:
+        @hookimpl(tryfirst=True)
+        def on_job_complete(self, job_dir, settings):
+            seen.append("first")
+
+    class Exporter:  # stands in for the built-in one, registered the same way
+        @hookimpl(trylast=True)
+        def on_job_complete(self, job_dir, settings):
+            seen.append("last")
+
+    pm = get_plugin_manager(load_entry_points=False)
+    pm.unregister(name="exporter")
+    for name, plugin in (("wrapper", Wrapper()), ("failing", Failing()), ("first", First()),
+                         ("exporter", Exporter())):
+        pm.register(plugin, name=name)
+    monitored = []
+    pm.add_hookcall_monitoring(lambda hook, impls, kwargs: monitored.append((hook, [i.plugin_name for i in impls])),
+                               lambda outcome, hook, impls, kwargs: monitored.append(("done", outcome.exception)))
+    failures = call_hook(pm, "on_job_complete", job_dir=tmp_path, settings=load_settings(None))
+    assert [f.line() for f in failures] == ["failing.on_job_complete failed: RuntimeError: boom"]
+    assert seen == ["wrapper before", "first", "failing", "last", "wrapper after (0 results)"]
+    assert monitored == [("on_job_complete", ["exporter", "failing", "first", "wrapper"]), ("done", None)]
+    # a second call guards nothing twice and still isolates the failure
+    assert len(call_hook(pm, "on_job_complete", job_dir=tmp_path, settings=load_settings(None))) == 1
