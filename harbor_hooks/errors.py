@@ -44,6 +44,14 @@ class PushError(HarborHooksError):
     """A push that could not be done; the message is one line naming the repo and the reason."""
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that an export cleans up as for Ctrl-C."""
+
+
+EXIT_INTERRUPTED = 130  # 128 + SIGINT
+EXIT_TERMINATED = 143  # 128 + SIGTERM
+
+
 class TraceReadError(Exception):
     """Bad input in one file of a trial: the export skips it, reports it, and goes on.
 

@@ -10,6 +10,7 @@ only says what a name cannot: Harbor's aliases, a short flag, a flag pair's othe
 # No `from __future__ import annotations`: pydantic would evaluate every annotation string
 # at import (3 ms of start-up); as objects they cost nothing
 
+import os
 import re
 import warnings
 from dataclasses import dataclass
@@ -154,6 +155,22 @@ class OutputOptions(_Options):
         None, description="Write .parquet, .jsonl, or a directory (save_to_disk); with splits, "
                           "out-success.parquet and out-failure.parquet.")
     report: Path | None = Field(None, description="Write every skipped item and all counts as JSON.")
+    overwrite: bool = Field(False, description="Replace an existing folder that holds no export of ours.")
+
+    @field_validator("output")
+    @classmethod
+    def _known_kind(cls, value: Path | None) -> Path | None:
+        if value is not None and output_kind(str(value)) is None:
+            raise ValueError(f"unknown output type {value.suffix!r}: use .parquet, .jsonl "
+                             "(or .json), or a folder")
+        return value
+
+    @model_validator(mode="after")
+    def _report_apart(self) -> "OutputOptions":
+        if self.output is not None and self.report is not None and \
+                os.path.abspath(self.output) == os.path.abspath(self.report):
+            raise ValueError("the report would overwrite the output: give --report another path")
+        return self
 
     @property
     def kind(self) -> str | None:
@@ -214,14 +231,18 @@ class ServiceOptions(_Options):
 OPTION_MODELS: tuple[type[_Options], ...] = (ExportOptions, OutputOptions, PushOptions)
 
 
-def output_kind(target: str) -> str:
-    """What --output names: "parquet", "jsonl" (.jsonl or .json), or "dir" (save_to_disk)."""
+def output_kind(target: str) -> str | None:
+    """What --output names: "parquet", "jsonl" (.jsonl or .json), "dir" (save_to_disk: a
+    name with no extension, one ending in /, or an existing folder), or None (unknown)."""
     lower = target.lower()
     if lower.endswith(".parquet"):
         return "parquet"
     if lower.endswith((".jsonl", ".json")):
         return "jsonl"
-    return "dir"
+    name = lower.rstrip("/").rsplit("/", 1)[-1]
+    if lower.endswith("/") or "." not in name.strip(".") or "://" in target or os.path.isdir(target):
+        return "dir"
+    return None
 
 
 ENV_PREFIX = "HARBOR_HOOKS_"
@@ -237,11 +258,14 @@ def describe_errors(exc: ValidationError, secret: frozenset[str] = frozenset({"t
     """One line per invalid option, the same whatever front door set it."""
     lines = []
     for error in exc.errors():
-        key = str(error["loc"][0]) if error["loc"] else "options"
+        message = error["msg"].removeprefix("Value error, ")
+        if not error["loc"]:  # a rule between options: its message names them
+            lines.append(message)
+            continue
+        key = str(error["loc"][0])
         if error["type"] == "extra_forbidden":
             lines.append(f"unknown option {key!r}")
             continue
-        message = error["msg"].removeprefix("Value error, ")
         value = error.get("input")
         # quoted as text whatever its type: a flag or env gives "-1" where YAML or Python give -1
         if key not in secret and isinstance(value, (str, int, float)) and len(str(value)) < 80 \

@@ -15,11 +15,11 @@ from typing import Any
 
 import orjson
 
-from harbor_hooks.errors import SettingsError
+from harbor_hooks.errors import SettingsError, UsageError
 from harbor_hooks.options import ExportOptions, OutputOptions, PushOptions
 from harbor_hooks.pipeline import run_export
 from harbor_hooks.pipeline.shards import ExportResult, fixed_splits
-from harbor_hooks.report import ExportReport
+from harbor_hooks.report import ExportReport, printable
 
 
 @dataclass
@@ -82,15 +82,24 @@ def publish(
     by_source splits the rows by trace source (Harbor's merge_subagents=False); keep_dataset
     returns the Dataset in the Outcome (the API). Push problems raise PushError after the
     local output is written; a push that cannot happen raises SettingsError before any work."""
+    roots = [os.fspath(r) for r in (roots if isinstance(roots, list) else [roots])]
+    missing = [r for r in roots if "://" not in r and not os.path.isdir(r)]
+    if missing:
+        raise UsageError(f"{printable(missing[0])}: no such directory (give a trial, a job or a jobs dir)")
     plan = check_push_ready(push)
     split_by = split_by_of(export, push, by_source)
     target = os.fspath(output.output) if output.output is not None else None
-    streamed = target is not None and output.kind != "dir" and "://" not in target
+    splits = fixed_splits(split_by)
+    streamed = target is not None and output.kind != "dir" and "://" not in target and splits is not None
+    if target is not None:
+        from harbor_hooks.outputs.files import written_files
+        from harbor_hooks.outputs.guard import check_targets
+        check_targets(output, written_files(target, splits) if streamed else [target], roots)
     files: Any = nullcontext()
     if streamed:  # written as the tasks finish, while the workers go on
         from harbor_hooks.formats import row_schema
         from harbor_hooks.outputs.files import output_files
-        files = output_files(target, row_schema(export), fixed_splits(split_by))
+        files = output_files(target, row_schema(export), splits)
     result = None
     try:
         with files as add:
@@ -98,7 +107,7 @@ def publish(
         outcome = Outcome(result.report)
         if streamed:
             from harbor_hooks.outputs.files import written_files
-            outcome.written = written_files(target, fixed_splits(split_by))
+            outcome.written = written_files(target, splits)
         elif target is not None:
             from harbor_hooks.outputs.dataset import write_output
             outcome.written = write_output(result, target)

@@ -20,9 +20,37 @@ class Skip:
     def line(self) -> str:
         return f"skipped {self.kind} {self.path}: {self.reason}"
 
+    def __post_init__(self) -> None:  # path and reason as they can be printed and stored
+        self.path, self.reason = printable(self.path), printable(self.reason)
+
 
 MAX_NOTES = 10  # in the printed summary; the JSON report has them all
-_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"|\d+")
+# data quoted in a reason: quoted names, and numbers standing alone (not UTF-8's 8)
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"|(?<![\w.-])\d+(?![\w-])")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def fs_text(value: str) -> str:
+    """A file name as valid text: bytes that are not UTF-8 (which Python carries as lone
+    surrogates) become \\xNN escapes, so rows, JSON and consoles can hold it."""
+    try:
+        value.encode("utf-8")
+        return value
+    except UnicodeEncodeError:
+        pass
+    try:
+        return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate no file name holds: escaped as \\udXXX
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def printable(value: str) -> str:
+    """fs_text, with control characters escaped too: a name on one line can forge no other
+    (a newline), and move no cursor (an escape sequence)."""
+    value = fs_text(value)
+    if _CONTROL.search(value) is None:
+        return value
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode(), value)
 
 
 def _reason_group(reason: str) -> str:
@@ -78,7 +106,7 @@ class ExportReport:
             "filtered": dict(sorted(self.filtered.items())),
             "redactions": dict(sorted(self.redactions.items())),
             "images_replaced": self.images,
-            "notes": list(self.notes),
+            "notes": [printable(n) for n in self.notes],
         }
 
     def summary_lines(self) -> list[str]:
@@ -108,7 +136,7 @@ class ExportReport:
             )
         if self.images:
             lines.append(f"{self.images} images replaced by a text placeholder")
-        lines.extend(self.notes[:MAX_NOTES])
+        lines.extend(printable(n) for n in self.notes[:MAX_NOTES])
         if len(self.notes) > MAX_NOTES:
             lines.append(f"... and {len(self.notes) - MAX_NOTES} more notes (--report FILE lists them)")
         return lines

@@ -448,20 +448,24 @@ def test_image_paths_never_lead_out_of_the_trial(tmp_path):
     steps[1]["message"] = [
         {"type": "image", "source": {"media_type": "image/png", "path": "../../../../../../etc/passwd"}},
         {"type": "image", "source": {"media_type": "image/png", "path": "images/link.png"}},
+        {"type": "image", "source": {"media_type": "image/png", "path": "../result.json"}},
         {"type": "image", "source": {"media_type": "image/png", "path": "images/ok.png"}}]
     trial = make_trial(tmp_path / "job", "t__1", trajectory=atif(steps))
     (trial / "agent" / "images").mkdir()
     (trial / "agent" / "images" / "link.png").symlink_to(outside)
     (trial / "agent" / "images" / "ok.png").write_bytes(b"\x89PNG inside")
+    (trial / "result.json").write_text((trial / "result.json").read_text().replace(
+        '"job_id"', '"env": {"OPENAI_API_KEY": "FOREIGN-sk-key"}, "job_id"'))
     proc = run_cli("traces", "export", "-p", str(tmp_path / "job"), "--images", "keep",
                    "-o", str(tmp_path / "o.parquet"), "--report", str(tmp_path / "r.json"), "--workers", "1")
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
     agent = trial / "agent"
     expected = sorted([
         ("file", f"{agent}/../../../../../../etc/passwd",
-         "image kept as a text placeholder: path leads outside the trial directory"),
+         "image kept as a text placeholder: path leads outside agent/"),
+        ("file", f"{agent}/../result.json", "image kept as a text placeholder: path leads outside agent/"),
         ("file", f"{agent}/images/link.png",
-         "image kept as a text placeholder: symlink points outside the trial directory")])
+         "image kept as a text placeholder: symlink points outside agent/")])
     report = json.loads((tmp_path / "r.json").read_text())
     assert sorted((s["kind"], s["path"], s["reason"]) for s in report["skipped"]) == expected
     data = (tmp_path / "o.parquet").read_bytes() + json.dumps(
@@ -469,4 +473,4 @@ def test_image_paths_never_lead_out_of_the_trial(tmp_path):
     assert b"FOREIGN" not in data and b"root:x:0:0" not in data
     images = pq.read_table(tmp_path / "o.parquet").to_pylist()[0]["images"]
     assert [(i["path"], i["bytes"]) for i in images] == [("images/ok.png", b"\x89PNG inside")]
-    assert report["images_replaced"] == 3
+    assert report["images_replaced"] == 4

@@ -9,6 +9,13 @@ from conftest import atif, make_trial, read_jsonl, run_cli, simple_steps, trial_
 from harbor_hooks import export_traces
 
 
+
+def beside(job: Path, name: str) -> Path:
+    """An output next to the exported folder: never inside the trials it exports."""
+    out = job.with_name(job.name + "-out")
+    out.mkdir(exist_ok=True)
+    return out / name
+
 def episode(trial: Path, n: int, messages: list | None = None, prompt: str | None = None,
             reply_txt: str | None = None, reply_json=None) -> None:
     folder = trial / "agent" / f"episode-{n}"
@@ -71,8 +78,8 @@ def test_cut_off_last_episode_skipped_and_last_takes_last_complete(tmp_path):
     episode(trial, 1, messages=[{"role": "user", "content": "q"}], reply_txt="a1")
     episode(trial, 2, prompt="cut off")
     proc = run_cli("traces", "export", "-p", str(tmp_path), "--episodes", "last",
-                   "-o", str(tmp_path / "o.jsonl"), check=True)
-    got = read_jsonl(tmp_path / "o.jsonl")
+                   "-o", str(beside(tmp_path, "o.jsonl")), check=True)
+    got = read_jsonl(beside(tmp_path, "o.jsonl"))
     assert [r["episode"] for r in got] == ["episode-1"]
     assert "episode-2: no reply" in proc.stderr
 
@@ -118,9 +125,9 @@ def test_job_still_running(tmp_path):
     half = make_trial(tmp_path, "half__3")
     episode(half, 0, prompt="q", reply_txt="a")
     episode(half, 1, prompt="q")
-    proc = run_cli("traces", "export", "-p", str(tmp_path), "-o", str(tmp_path / "o.jsonl"),
+    proc = run_cli("traces", "export", "-p", str(tmp_path), "-o", str(beside(tmp_path, "o.jsonl")),
                    check=True)
-    got = read_jsonl(tmp_path / "o.jsonl")
+    got = read_jsonl(beside(tmp_path, "o.jsonl"))
     assert sorted((r["trial_name"], r["episode"]) for r in got) == [
         ("done__1", "episode-0"), ("done__1", "episode-1"), ("half__3", "episode-0")]
     assert got[0]["result"] == "1.0"  # from the trial's own verifier_result
@@ -170,14 +177,14 @@ def test_bad_input_one_line_each_and_export_goes_on(tmp_path):
     bad_result = tmp_path / "badresult__5"
     (bad_result / "agent").mkdir(parents=True)
     (bad_result / "result.json").write_text("[1, 2]")
-    proc = run_cli("traces", "export", "-p", str(tmp_path), "-o", str(tmp_path / "o.jsonl"),
-                   "--report", str(tmp_path / "report.json"), check=True)
-    got = read_jsonl(tmp_path / "o.jsonl")
+    proc = run_cli("traces", "export", "-p", str(tmp_path), "-o", str(beside(tmp_path, "o.jsonl")),
+                   "--report", str(beside(tmp_path, "report.json")), check=True)
+    got = read_jsonl(beside(tmp_path, "o.jsonl"))
     assert {r["trial_name"] for r in got} == {"good__1", "nonutf8__4"}
     assert any("\ufffd" in m["content"] for r in got for m in r["conversations"])
     assert "badjson__2/agent/trajectory.json: invalid JSON" in proc.stderr
     assert "wrongtype__3/agent/trajectory.json: 'steps' is a dict, expected a list" in proc.stderr
     assert "badresult__5/result.json: expected a JSON object, found list" in proc.stderr
     assert "Traceback" not in proc.stderr
-    report = json.loads((tmp_path / "report.json").read_text())
+    report = json.loads((beside(tmp_path, "report.json")).read_text())
     assert report["rows"] == 3 and len([s for s in report["skipped"] if s["kind"] == "trial"]) == 3

@@ -7,12 +7,14 @@ Exit codes are in harbor_hooks/errors.py (and the README).
 # twice as it builds the CLI, and as strings each is evaluated anew (0.04 s of start-up)
 
 import gc
+import signal
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from harbor_hooks.cli.flags import option_params, option_values, with_options
+from harbor_hooks.errors import Terminated
 from harbor_hooks.options import ExportOptions, OutputOptions, PushOptions, ServiceOptions
 from harbor_hooks.version import __version__
 
@@ -141,7 +143,12 @@ def plugins_cmd() -> None:
         typer.echo(f"{name}\t{origin}\t{', '.join(hooks)}")
 
 
+def _terminated(signum, frame) -> None:
+    raise Terminated()
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _terminated)  # clean up (temporary files, work dir) and exit 143
     try:
         app()
     finally:

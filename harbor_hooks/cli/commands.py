@@ -8,7 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from harbor_hooks.cli.console import err, out, print_failures, print_report, progress_bar
-from harbor_hooks.errors import EXIT_HOOKS, EXIT_OK, ExportFailed, HarborHooksError, PushError
+from harbor_hooks.report import printable
+from harbor_hooks.errors import (
+    EXIT_HOOKS, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, ExportFailed, HarborHooksError, PushError,
+    Terminated,
+)
 from harbor_hooks.settings import HooksSettings, load_settings, yaml_section
 
 
@@ -21,6 +25,12 @@ def _code(body: Callable[[], int], on_push_error: Callable[[], None] | None = No
         if isinstance(exc, PushError) and on_push_error is not None:
             on_push_error()
         return exc.exit_code
+    except KeyboardInterrupt:  # everything begun is undone on the way here: temporary files, work dir
+        err("interrupted: nothing written, what was there before is intact")
+        return EXIT_INTERRUPTED
+    except Terminated:
+        err("terminated: nothing written, what was there before is intact")
+        return EXIT_TERMINATED
 
 
 def sample_job_path() -> Path:
@@ -65,11 +75,12 @@ def run_traces_export(path: str | None, sample: bool, flags: dict[str, Any], ver
                                   settings.push_options(), log=_logger(settings, log_format),
                                   progress=progress)
         except OSError as exc:
-            raise ExportFailed(f"{exc.filename or ''}: {exc.strerror or exc}") from None
-        out(f"Exported {outcome.report.rows} rows from {root}")
+            where = exc.filename or settings.output or settings.report or root
+            raise ExportFailed(f"{printable(str(where))}: {exc.strerror or exc}") from None
+        out(f"Exported {outcome.report.rows} rows from {printable(root)}")
         print_report(outcome.report, verbose)
         for written in outcome.written:
-            out(f"wrote {written}")
+            out(f"wrote {printable(written)}")
         for message in outcome.messages:
             out(message)
         return EXIT_OK

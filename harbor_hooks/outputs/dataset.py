@@ -13,6 +13,7 @@ import pyarrow as pa
 
 from harbor_hooks.options import output_kind
 from harbor_hooks.outputs.files import atomic_path, output_files, written_files
+from harbor_hooks.outputs.guard import write_marker
 from harbor_hooks.pipeline.shards import ExportResult
 
 if TYPE_CHECKING:
@@ -52,6 +53,7 @@ def write_output(result: ExportResult, target: str) -> list[str]:
             return [target]
         with atomic_path(target) as tmp:
             dataset.save_to_disk(tmp)
+            write_marker(tmp, result.report.rows)
         return [target]
     with output_files(target, result.schema, list(result.shards), kind) as add:
         for split, paths in result.shards.items():

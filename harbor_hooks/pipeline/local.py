@@ -10,6 +10,7 @@ import gc
 import itertools
 import multiprocessing
 import os
+import signal
 import sys
 import threading
 import time
@@ -33,8 +34,10 @@ Tasks = Iterator[tuple[int, tuple[str, list[str]]]]
 
 
 def _worker_init(parent: int | None) -> None:
-    """A worker ends with the process that made it (parent: its pid when known), and
-    pyarrow's first conversion is made without pandas (see _without_pandas)."""
+    """A worker ends with the process that made it (parent: its pid when known), leaves
+    Ctrl-C to it (the parent stops the pool: a worker interrupted in its queue would hang
+    it), and makes pyarrow's first conversion without pandas (see _without_pandas)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _end_with_parent(parent or os.getppid())
     _without_pandas()
 
@@ -96,6 +99,17 @@ def default_workers() -> int:
         return os.cpu_count() or 1
 
 
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """End the pool at once: pending tasks cancelled, running workers killed."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        if process.is_alive():
+            process.kill()
+    for process in processes:
+        process.join(timeout=1)
+
+
 def run_tasks(tasks: Tasks, opts: ExportOptions, split_by: str | None, workdir: str,
               done: Callable[[TaskResult, int], None]) -> None:
     """Run every task, calling done(result, trials in the task) in task order."""
@@ -129,9 +143,13 @@ def run_tasks(tasks: Tasks, opts: ExportOptions, split_by: str | None, workdir: 
                 in_flight.append((pool.submit(export_task, i, trials, root, opts, split_by, workdir),
                                   len(trials)))
 
-        submit(TASKS_AHEAD * len(first))
-        while in_flight:
-            future, n_trials = in_flight.popleft()
-            result = future.result()
-            submit(1)
-            done(result, n_trials)
+        try:
+            submit(TASKS_AHEAD * len(first))
+            while in_flight:
+                future, n_trials = in_flight.popleft()
+                result = future.result()
+                submit(1)
+                done(result, n_trials)
+        except BaseException:  # Ctrl-C, SIGTERM, a failed task: stop now, not after the queue
+            _stop(pool)
+            raise

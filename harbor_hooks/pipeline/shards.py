@@ -36,8 +36,8 @@ def shard_schema(opts: ExportOptions) -> pa.Schema:
 class ShardWriter:
     """Arrow stream files, one per split, written in record batches of bounded size."""
 
-    def __init__(self, directory: str, stem: str, schema: pa.Schema):
-        self.directory, self.stem, self.schema = directory, stem, schema
+    def __init__(self, directory: str, stem: str, schema: pa.Schema, report: ExportReport):
+        self.directory, self.stem, self.schema, self.report = directory, stem, schema, report
         self._pending: dict[str, list[dict[str, Any]]] = {}
         self._pending_bytes: dict[str, int] = {}
         self._writers: dict[str, tuple[Any, Any, str]] = {}
@@ -59,11 +59,30 @@ class ShardWriter:
             path = os.path.join(self.directory, f"{safe}-{self.stem}.arrow")
             sink = pa.OSFile(path, "wb")
             self._writers[split] = (sink, pa.ipc.new_stream(sink, self.schema), path)
-        batch = pa.RecordBatch.from_pylist(rows, schema=self.schema)
+        try:
+            batch = pa.RecordBatch.from_pylist(rows, schema=self.schema)
+        except (pa.ArrowException, UnicodeError, OverflowError, TypeError, ValueError):
+            rows = self._convertible(rows)
+            batch = pa.RecordBatch.from_pylist(rows, schema=self.schema)
         self._writers[split][1].write_batch(batch)
         self.rows[split] = self.rows.get(split, 0) + len(rows)
         self._pending[split] = []
         self._pending_bytes[split] = 0
+
+    def _convertible(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The rows Arrow can hold, one by one; each other one skipped and counted (a value
+        no reader foresaw must cost its row, not the batch of 64 trials)."""
+        kept = []
+        for row in rows:
+            try:
+                pa.RecordBatch.from_pylist([row], schema=self.schema)
+            except (pa.ArrowException, UnicodeError, OverflowError, TypeError, ValueError) as exc:
+                self.report.skip("row", str(row.get("source_path")),
+                                 f"{row.get('episode')} ({row.get('trace_source')}) cannot be stored: "
+                                 f"{type(exc).__name__}: {exc}")
+                continue
+            kept.append(row)
+        return kept
 
     def close(self) -> dict[str, str]:
         for split in list(self._pending):
@@ -87,7 +106,7 @@ def export_task(index: int, trial_dirs: list[str], root: str, opts: ExportOption
                 split_by: str | None, workdir: str) -> TaskResult:
     """Export a batch of trials into shards of their own (in a worker, on any engine)."""
     report = ExportReport()
-    writer = ShardWriter(workdir, f"{index:06d}", shard_schema(opts))
+    writer = ShardWriter(workdir, f"{index:06d}", shard_schema(opts), report)
     for split, row, size in task_rows(trial_dirs, root, opts, report, split_by):
         writer.add(split, row, size)
     return TaskResult(index, writer.close(), writer.rows, report)

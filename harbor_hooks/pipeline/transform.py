@@ -21,7 +21,7 @@ from harbor_hooks.readers.episodes import episode_dirs, read_episode_trial
 from harbor_hooks.readers.files import ReadLimits, TrialFiles
 from harbor_hooks.readers.meta import JobResults, TrialMeta, load_trial_meta
 from harbor_hooks.readers.trace import TrialTrace, Turn
-from harbor_hooks.report import ExportReport
+from harbor_hooks.report import ExportReport, fs_text
 
 DEDUPE_KEY = "_dedupe_key"
 
@@ -113,7 +113,7 @@ def trial_rows(trial_dir: str, root: str, jobs: JobResults, opts: ExportOptions,
             verifier = redactor.text(verifier)
     report.images += sum(len(t.images) for t in turns)
     images = load_images(trial_dir, turns, files) if opts.images == "keep" else None
-    source_path = _relative(trial_dir, root) if root else trial_dir
+    source_path = fs_text(_relative(trial_dir, root) if root else trial_dir)
     selected = selected_episodes(trace, opts)
     if len(selected) > opts.max_rows_per_trial:  # cut before rendering: rows grow quadratically
         report.skip("row", trial_dir, f"{len(selected) - opts.max_rows_per_trial} episodes beyond "
@@ -122,8 +122,6 @@ def trial_rows(trial_dir: str, root: str, jobs: JobResults, opts: ExportOptions,
     rows = render_rows(selected, trace, meta, opts, source_path, verifier, images)
     if not rows:
         report.skip("trial", trial_dir, "no complete episode to export")
-        return []
-    report.trials_exported += 1
     return rows
 
 
@@ -137,11 +135,19 @@ def _relative(path: str, root: str) -> str:
 
 
 def load_images(trial_dir: str, turns: list[Turn], files: TrialFiles) -> dict[str, bytes]:
-    """--images keep: the bytes of every image the turns refer to (paths relative to agent/)."""
+    """--images keep: the bytes of every image the turns refer to (paths relative to agent/).
+    Only files inside agent/ are read: a path or a link leading out of it is refused, counted."""
     found = {}
+    agent_dir = os.path.join(trial_dir, "agent")
+    real_agent = None
     for path in dict.fromkeys(p for t in turns for p in t.images):
-        full = os.path.join(trial_dir, "agent", path)
+        full = os.path.normpath(os.path.join(agent_dir, path))
         try:
+            if not full.startswith(os.path.normpath(agent_dir) + os.sep):
+                raise TraceReadError(os.path.join(agent_dir, path), "path leads outside agent/")
+            real_agent = real_agent or os.path.realpath(agent_dir)
+            if not os.path.realpath(full).startswith(real_agent + os.sep):
+                raise TraceReadError(full, "symlink points outside agent/")
             found[path] = files.bytes(full)
         except TraceReadError as exc:
             files.report.skip("file", exc.path, f"image kept as a text placeholder: {exc.reason}")
@@ -172,8 +178,11 @@ def task_rows(trial_dirs: list[str], root: str, opts: ExportOptions, report: Exp
     jobs = JobResults(report)
     redactor = Redactor(opts.redact_patterns) if opts.redact else None
     for trial_dir in trial_dirs:
+        # the trial boundary: no error of one trial's reading or rendering reaches the others
         try:
-            for row in trial_rows(trial_dir, root, jobs, opts, report, redactor):
+            rows = trial_rows(trial_dir, root, jobs, opts, report, redactor)
+            kept = []
+            for row in rows:
                 size = _row_size(row)
                 reason = row_filter(row, size, opts)
                 if reason is not None:
@@ -181,9 +190,16 @@ def task_rows(trial_dirs: list[str], root: str, opts: ExportOptions, report: Exp
                     continue
                 if opts.dedupe:
                     row[DEDUPE_KEY] = conversation_key(row)
-                yield split_of(row, split_by), row, size
+                kept.append((split_of(row, split_by), row, size))
         except RecursionError:
             report.skip("trial", trial_dir, "nested too deeply to read")
+            continue
+        except Exception as exc:  # noqa: BLE001 - a bug or an input no reader foresaw
+            report.skip("trial", trial_dir, f"could not be exported ({type(exc).__name__}: {exc})")
+            continue
+        if rows:
+            report.trials_exported += 1
+        yield from kept
     if redactor is not None:
         # reasons quote data (a reference, a source name); one trigger scan for all of them
         rules = redactor.rules_for([t for skip in report.skips for t in (skip.path, skip.reason)]

@@ -16,7 +16,7 @@ from harbor_hooks.readers.trace import (
     content_text,
 )
 from harbor_hooks.errors import TraceReadError
-from harbor_hooks.report import ExportReport
+from harbor_hooks.report import ExportReport, fs_text
 from harbor_hooks.readers.meta import TrialMeta
 
 MAX_CHAIN = 10_000
@@ -297,7 +297,7 @@ def _subagents(agent_dir: str, chain: set[str], meta: TrialMeta,
         if not ends:
             report.skip("file", path, "subagent trajectory has no agent steps")
             continue
-        source = name[len("trajectory."):-len(".json")]
+        source = fs_text(name[len("trajectory."):-len(".json")])
         # subagent rows carry the main agent's name (Harbor: names of subagents are internals)
         out.append(Conversation(source, meta.agent, model, path, [Episode(0, turns)], None))
     return out

@@ -100,6 +100,9 @@ def read_episode_trial(trial_dir: str, meta: TrialMeta, files: TrialFiles) -> Tr
         except TraceReadError as exc:
             report.skip("episode", exc.path, exc.reason)
             continue
+        except RecursionError:
+            report.skip("episode", folder, "nested too deeply to read")
+            continue
         turns.append(Turn(role="assistant", harbor_role="assistant", text=reply))
         episodes.append(Episode(number, turns))
     instruction = None

@@ -236,7 +236,12 @@ class TrialFiles:
         return self._read(path)
 
     def text(self, path: str) -> str:
-        return self._read(path).decode("utf-8", errors="replace")
+        data = self._read(path)
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            self.report.notes.append(f"{path}: invalid UTF-8 replaced with U+FFFD")
+            return data.decode("utf-8", errors="replace")
 
     def message(self, text: str, path: str) -> str:
         """text, unless it exceeds --max-message-bytes (then the file/episode is skipped)."""

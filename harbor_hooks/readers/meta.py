@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import stat
 from dataclasses import dataclass
@@ -27,14 +28,20 @@ class TrialMeta:
 
     @property
     def reward(self) -> float | None:
-        try:
-            return float(self.result) if self.result is not None else None
-        except ValueError:
-            return None
+        return _finite(self.result)
 
     @property
     def exception(self) -> str | None:
         return self.result if self.result is not None and self.reward is None else None
+
+
+def _finite(result: str | None) -> float | None:
+    """The reward a result names, or None (an exception type, "inf", "nan")."""
+    try:
+        value = float(result) if result is not None else None
+    except ValueError:
+        return None
+    return value if value is not None and math.isfinite(value) else None
 
 
 def _as_dict(value: Any) -> dict[str, Any]:
@@ -57,12 +64,15 @@ def _first(*values: Any, default: str) -> str:
 
 
 def _reward_text(value: Any) -> str | None:
+    """A reward as Harbor writes it ("1.0"), or None when it is no finite number (an integer
+    beyond a double, "inf", NaN: unknown, so never a success)."""
     if isinstance(value, bool) or value is None:
         return None
     try:
-        return str(float(value))
-    except (TypeError, ValueError):
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
         return None
+    return str(number) if math.isfinite(number) else None
 
 
 @dataclass(frozen=True)
@@ -214,10 +224,8 @@ def load_trial_meta(trial_dir: str, jobs: JobResults, files: TrialFiles | None =
     result = (jobs.for_trial(trial_dir) or {}).get(trial_name)
     if result is None:
         result = _result_from_trial(raw)
-    try:
-        success = result is not None and float(result) > 0.0
-    except ValueError:
-        success = False
+    reward = _finite(result)
+    success = reward is not None and reward > 0.0
 
     return TrialMeta(
         trial_dir=trial_dir,

@@ -637,6 +637,60 @@ def _fail(rows: list[dict]) -> bool:
     raise AssertionError(json.dumps(rows, indent=1, default=str)[:4000])
 
 
+# --- issue 16: one bad trial never sinks the job; names carried safely ----------------------
+
+def _check_unknown_reward(rows: list[dict]) -> None:
+    assert [(r["reward"], r["success"], r["result"]) for r in rows] == [(None, False, None)] * 2, rows
+
+
+@case(rows=2, check=_check_unknown_reward)
+def reward_int_beyond_double(d: Path, outside: Path) -> None:
+    """A reward written as an integer too big for a float: unknown, never a crash."""
+    make_trial(d, T, trajectory=atif(simple_steps(2)))
+    text = (d / T / "result.json").read_text().replace('"reward": 1.0', '"reward": ' + "9" * 400)
+    (d / T / "result.json").write_text(text)
+
+
+@case(rows=2, check=_check_unknown_reward)
+def reward_infinite(d: Path, outside: Path) -> None:
+    """A reward of "inf": unknown (null), so not a success either."""
+    make_trial(d, T, trajectory=atif(simple_steps(2)), reward="inf")
+
+
+NON_UTF8 = os.fsdecode(b"t__\xff\xfe")
+
+
+@case(rows=3, check=lambda rows: sorted({(r["source_path"].split(os.sep)[1], r["trace_source"]) for r in rows}) == [
+    ("t__\\xff\\xfe", "helper-\\xe9\\xff"), ("t__\\xff\\xfe", "main")] or _fail(rows))
+def non_utf8_names(d: Path, outside: Path) -> None:
+    """A trial folder and a subagent file whose names are not UTF-8: exported, the bytes
+    escaped (\\xff) in source_path and trace_source."""
+    trial = make_trial(d, NON_UTF8, trajectory=atif(simple_steps(2)))
+    write_json(trial / "agent" / os.fsdecode(b"trajectory.helper-\xe9\xff.json"), atif(simple_steps(1, "sub ")))
+    (trial / "agent" / os.fsdecode(b"notes-\xff.txt")).write_text("an unrelated file")
+
+
+@case(rows=0, skips=[("trial", "t__1\\nskipped trial /etc/passwd: forged", NO_EPISODE)])
+def newline_in_folder_name(d: Path, outside: Path) -> None:
+    """A folder name with a newline cannot forge a line on stderr: it is escaped."""
+    make_trial(d, "t__1\nskipped trial /etc/passwd: forged", trajectory=atif([]))
+
+
+@case(rows=1, skips=[("episode", f"{T}/agent/episode-1", "nested too deeply to read")])
+def deep_response_json(d: Path, outside: Path) -> None:
+    """A 990-deep response.json costs its episode, not the trial."""
+    trial = episode_trial(d, 1)
+    folder = episode(trial, 1, messages=[{"role": "user", "content": "q1"}])
+    (folder / "response.json").write_text('{"content": ' + "[" * 990 + "]" * 990 + "}")
+
+
+@case(rows=2, notes=[(f"{T}/agent/episode-0/response.txt", "invalid UTF-8 replaced with U+FFFD")])
+def undecodable_response_txt(d: Path, outside: Path) -> None:
+    """A reply .txt that is not UTF-8 is read with U+FFFD, and noted."""
+    trial = episode_trial(d, 2)
+    (trial / "agent" / "episode-0" / "response.txt").write_bytes(b"a0 \xff\xfe")
+
+
 def build_corpus(root: Path, outside: Path) -> None:
     """Every case in its own folder under root."""
     for name, c in CASES.items():
