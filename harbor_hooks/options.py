@@ -10,8 +10,10 @@ only says what a name cannot: Harbor's aliases, a short flag, a flag pair's othe
 # No `from __future__ import annotations`: pydantic would evaluate every annotation string
 # at import (3 ms of start-up); as objects they cost nothing
 
+import json
 import os
 import re
+import typing
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,12 +59,36 @@ class _Options(BaseModel):
             return data
         fields = cls.model_fields
         out: dict[str, Any] = {}
+        given: dict[str, str] = {}
         for key, value in data.items():
             name = alias_map(cls).get(key.replace("-", "_") if isinstance(key, str) else key, key)
             if value is None and name in fields and not _nullable(fields[name]):
                 continue
+            if name in given:
+                raise ValueError(f"option {name!r} is given twice, as {given[name]!r} and {key!r}")
+            given[name] = key
+            field = fields.get(name)
+            if field is not None:
+                value = _plain(name, field.annotation, value)
             out[name] = value
         return out
+
+
+def _plain(name: str, annotation: Any, value: Any) -> Any:
+    """A list option given one string (an env var, a YAML scalar) as a list: JSON if it is
+    one, else the string alone; a boolean is no number (YAML `max_turns: yes`)."""
+    kinds = (annotation, *typing.get_args(annotation))
+    if isinstance(value, str) and any(typing.get_origin(k) is list or k is list for k in kinds):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                return json.loads(text)
+            except ValueError:
+                raise ValueError(f"invalid option {name!r}: not a JSON list, got {value!r}") from None
+        return [value] if text else []
+    if isinstance(value, bool) and (int in kinds or float in kinds):
+        raise ValueError(f"invalid option {name!r}: expected a number, got {value}")
+    return value
 
 
 def _nullable(field: Any) -> bool:
@@ -113,7 +139,7 @@ class ExportOptions(_Options):
         "placeholder", description="ATIF images as [image: path] text (counted), or an images column.")
     splits: Annotated[bool, Option(commands=("export", "run"))] = Field(
         False, description="A DatasetDict with success and failure splits (sweeps always split).")
-    min_reward: float | None = Field(None, description="Keep trials whose reward is at least this.")
+    min_reward: float | None = Field(None, allow_inf_nan=False, description="Keep trials whose reward is at least this.")
     max_turns: int | None = Field(None, ge=0, description="Drop rows with more assistant turns.")
     max_chars: int | None = Field(None, ge=0, description="Drop rows with more characters of conversation.")
     agent: Annotated[Globs, Option(aliases=("agent_filter", "agents"))] = Field(
@@ -130,7 +156,7 @@ class ExportOptions(_Options):
     max_file_bytes: int = Field(64 << 20, ge=1, description="Skip (and count) larger trial files, unread.")
     max_message_bytes: int = Field(16 << 20, ge=1, description="A longer message skips its file or episode.")
     max_rows_per_trial: int = Field(1000, ge=1, description="Keep at most this many episode rows per trial.")
-    workers: int | None = Field(None, ge=1, description="Worker processes (default: the machine's cores).")
+    workers: int | None = Field(None, ge=1, le=1024, description="Worker processes (default: the machine's cores).")
     engine: Literal["local", "ray"] = Field(
         "local", description="local worker processes, or Ray on a cluster (paths or fsspec URLs).")
     ray_address: str | None = Field(None, description="--engine ray: join this cluster (else start a local one).")
@@ -140,9 +166,11 @@ class ExportOptions(_Options):
     def _patterns(cls, value: list[str]) -> list[str]:
         for pattern in value:
             try:
-                re.compile(pattern)
+                regex = re.compile(pattern)
             except re.error as exc:
                 raise ValueError(f"{pattern!r} is not a regular expression ({exc})") from None
+            if regex.match(""):
+                raise ValueError(f"{pattern!r} matches the empty string: it would redact between every character")
         return value
 
 
@@ -177,9 +205,16 @@ class OutputOptions(_Options):
         return output_kind(str(self.output)) if self.output is not None else None
 
 
+# the Hub's rule for a namespace or a name: letters, digits, - _ . ; no -- or ..; not starting
+# or ending with - or .; at most 96 characters
+_HUB_NAME = r"(?!.*(?:--|\.\.))[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,94}[A-Za-z0-9_])?"
+_REPO_ID = re.compile(f"{_HUB_NAME}/{_HUB_NAME}")
+_SIZE = re.compile(r"\d+(?:\.\d+)?\s*(?:[KMGT]i?)?B", re.I)
+
+
 def _repo_id(value: str | None) -> str | None:
-    if value is not None and (value.count("/") != 1 or not all(value.split("/"))):
-        raise ValueError(f"expected ORG/NAME, got {value!r}")
+    if value is not None and not _REPO_ID.fullmatch(value):
+        raise ValueError("expected ORG/NAME (letters, digits, - _ . ; no -- or ..)")
     return value
 
 
@@ -199,9 +234,9 @@ class PushOptions(_Options):
     repo_failure: str | None = Field(None, description="Repo for the failures with --separate.")
     private: Annotated[bool, Option(flag="--private/--public")] = Field(
         False, description="Visibility of a repo that the push creates.")
-    revision: str | None = Field(None, description="Branch to push to (created when missing).")
+    revision: str | None = Field(None, min_length=1, description="Branch to push to (created when missing).")
     commit_message: str | None = Field(None, description="Message of the push commit.")
-    max_shard_size: str = Field("500MB", description="Largest Parquet shard pushed.")
+    max_shard_size: str = Field("500MB", pattern=_SIZE.pattern, description="Largest Parquet shard pushed, e.g. 500MB.")
     append: bool = Field(False, description="Add to the rows already in the repo instead of replacing them.")
     token: SecretStr | None = Field(None, description="Hub token (else HF_TOKEN, else `hf auth login`).")
     push_retries: int = Field(5, ge=0, description="Retries of a failed Hub request.")
@@ -249,9 +284,16 @@ ENV_PREFIX = "HARBOR_HOOKS_"
 
 
 def where(name: str) -> str:
-    """Where an option is set, at every front door."""
+    """Where an option is set, at every front door it has."""
     flag = name.replace("_", "-")
-    return f"--{flag} / --export-{flag}, export.{name} in YAML, {ENV_PREFIX}{name.upper()}, or {name}= in Python"
+    model = next((m for m in (*OPTION_MODELS, ServiceOptions) if name in m.model_fields), None)
+    commands = option_of(model.model_fields[name]).commands if model else ()
+    flags = [f"--{flag}" if ("export" in commands or model is ServiceOptions) else None,
+             f"--export-{flag}" if {"run", "sweeps"} & set(commands) else None]
+    places = [" / ".join(f for f in flags if f), f"export.{name} in YAML", f"{ENV_PREFIX}{name.upper()}"]
+    if model in OPTION_MODELS:
+        places.append(f"{name}= in Python")
+    return ", ".join(p for p in places if p)
 
 
 def describe_errors(exc: ValidationError, secret: frozenset[str] = frozenset({"token"})) -> str:

@@ -7,7 +7,6 @@ options.py, and nothing is copied field by field.
 from __future__ import annotations
 
 import contextvars
-import json
 import os
 from typing import Any
 
@@ -42,18 +41,16 @@ class _AliasEnv(PydanticBaseSettingsSource):
         for alias, name in alias_map(self.settings_cls).items():
             raw = os.environ.get(ENV_PREFIX + alias.upper())
             if raw is not None and ENV_PREFIX + name.upper() not in os.environ:
-                try:
-                    found[name] = json.loads(raw) if raw[:1] in "[{" else raw
-                except ValueError:
-                    found[name] = raw
+                found[name] = raw
         return found
 
 
 class HooksSettings(BaseSettings, ExportOptions, OutputOptions, PushOptions, ServiceOptions):
     """Every export, output, push and service option, with its env name HARBOR_HOOKS_<NAME>."""
 
+    # env values are decoded by the options' own rule (a list: JSON, else one value)
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=False,
-                                      validate_default=True, defer_build=False)
+                                      validate_default=True, defer_build=False, enable_decoding=False)
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings,
@@ -82,6 +79,8 @@ def yaml_section(config: dict[str, Any] | None) -> dict[str, Any]:
     """The `export:` (or `hooks:`) section of a job config."""
     if not isinstance(config, dict):
         return {}
+    if "export" in config and "hooks" in config:
+        raise SettingsError("the job config has both an 'export:' and a 'hooks:' section: keep one")
     section = config.get("export", config.get("hooks"))
     if section is None:
         return {}

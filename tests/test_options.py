@@ -41,11 +41,13 @@ def sample_value(field) -> object:
     if typing.get_origin(annotation) is typing.Literal:
         return next(a for a in args if a != field.default)
     if typing.get_origin(annotation) is list:
-        return ["x*"]
+        return ["x+"]
     if int in args or annotation is int:
         return 3
     if float in args or annotation is float:
         return 0.5
+    if field.json_schema_extra is None and field.metadata and any("pattern" in repr(m) for m in field.metadata):
+        return "250MB"  # max_shard_size
     return "org/name" if "repo" in str(field.description).lower() else "value"
 
 

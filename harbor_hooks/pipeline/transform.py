@@ -4,6 +4,7 @@ None, and the caller counts the drops per option."""
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import hashlib
 import os
@@ -107,13 +108,11 @@ def trial_rows(trial_dir: str, root: str, jobs: JobResults, opts: ExportOptions,
     meta, trace, files = found
     verifier = _verifier_output(trial_dir, files) if opts.verifier_metadata else None
     turns = trace.unique_turns()
+    source_path = fs_text(_relative(trial_dir, root) if root else trial_dir)
     if redactor is not None:
-        redactor.trace(trace, turns)
-        if verifier:
-            verifier = redactor.text(verifier)
+        meta, source_path, verifier = _redacted(redactor, trace, turns, meta, source_path, verifier)
     report.images += sum(len(t.images) for t in turns)
     images = load_images(trial_dir, turns, files) if opts.images == "keep" else None
-    source_path = fs_text(_relative(trial_dir, root) if root else trial_dir)
     selected = selected_episodes(trace, opts)
     if len(selected) > opts.max_rows_per_trial:  # cut before rendering: rows grow quadratically
         report.skip("row", trial_dir, f"{len(selected) - opts.max_rows_per_trial} episodes beyond "
@@ -123,6 +122,26 @@ def trial_rows(trial_dir: str, root: str, jobs: JobResults, opts: ExportOptions,
     if not rows:
         report.skip("trial", trial_dir, "no complete episode to export")
     return rows
+
+
+_META_FIELDS = ("agent", "model", "model_provider", "date", "task", "trial_name", "run_id", "result")
+
+
+def _redacted(redactor: Redactor, trace: TrialTrace, turns: list[Turn], meta: TrialMeta,
+              source_path: str, verifier: str | None) -> tuple[TrialMeta, str, str | None]:
+    """The trial's texts redacted in place, and its metadata and verifier output redacted like
+    them: a token in a task, trial or subagent name or a run id must not reach the rows,
+    the report or the card (one trigger scan for the whole trial)."""
+    values = [getattr(meta, f) or "" for f in _META_FIELDS] + [source_path, verifier or ""]
+    values += [v for c in trace.conversations for v in (c.source, c.agent, c.model)]
+    redacted = redactor.trace(trace, turns, values)
+    if redacted == values:
+        return meta, source_path, verifier
+    n = len(_META_FIELDS)
+    meta = dataclasses.replace(meta, **{f: v or getattr(meta, f) for f, v in zip(_META_FIELDS, redacted)})
+    for k, conversation in enumerate(trace.conversations):
+        conversation.source, conversation.agent, conversation.model = redacted[n + 2 + 3 * k:n + 5 + 3 * k]
+    return meta, redacted[n], redacted[n + 1] if verifier is not None else None
 
 
 def _relative(path: str, root: str) -> str:
