@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from harbor_hooks.version import __version__
-__all__ = ["export_traces", "hookimpl", "HooksSettings", "ExportSettings", "__version__"]
+__all__ = ["export_traces", "hookimpl", "HooksSettings", "ExportSettings", "SettingsError", "__version__"]
 
 
 def __getattr__(name: str) -> Any:
@@ -18,6 +18,9 @@ def __getattr__(name: str) -> Any:
     if name == "hookimpl":
         from harbor_hooks.hooks.specs import hookimpl
         return hookimpl
+    if name == "SettingsError":
+        from harbor_hooks.errors import SettingsError
+        return SettingsError
     if name in ("HooksSettings", "ExportSettings"):
         from harbor_hooks import settings
         return getattr(settings, name)

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from harbor_hooks.errors import SettingsError, UsageError
+from harbor_hooks.errors import ExportFailed, SettingsError, UsageError
 from harbor_hooks.options import ExportOptions, OutputOptions, PushOptions
 from harbor_hooks.pipeline import run_export
 from harbor_hooks.pipeline.shards import ExportResult, fixed_splits
@@ -39,10 +39,10 @@ def push_plan(push: PushOptions) -> list[tuple[str | None, str]]:
     if push.separate:
         if not (push.repo_success and push.repo_failure):
             raise SettingsError("a push with separate needs repo_success and repo_failure "
-                                "(--repo-success ORG/NAME --repo-failure ORG/NAME)")
+                                "(--repo-success / --export-repo-success ORG/NAME, and the same for failure)")
         return [("success", push.repo_success), ("failure", push.repo_failure)]
     if not push.repo:
-        raise SettingsError("a push needs a repo: --repo ORG/NAME (YAML repo:, Python repo_id=)")
+        raise SettingsError("a push needs a repo: --repo / --export-repo ORG/NAME (repo: in YAML, repo_id= in Python)")
     return [(None, push.repo)]
 
 
@@ -66,6 +66,38 @@ def split_by_of(export: ExportOptions, push: PushOptions, by_source: bool = Fals
     return "outcome" if export.splits or push.separate else None
 
 
+@dataclass
+class _Plan:
+    """What an export will do, decided (and checked) before any work."""
+
+    roots: list[str]
+    pushes: list[tuple[str | None, str]]
+    split_by: str | None
+    target: str | None
+    splits: list[str] | None
+    streamed: bool  # the output files written as the tasks finish, while the workers go on
+
+
+def plan_export(roots: str | os.PathLike | list[str | os.PathLike], export: ExportOptions,
+                output: OutputOptions, push: PushOptions, by_source: bool = False) -> _Plan:
+    """Every check that can be made before any work: the roots exist, a push can happen, the
+    output may be written where it is asked for. Raises UsageError / SettingsError."""
+    roots = [os.fspath(r) for r in (roots if isinstance(roots, list) else [roots])]
+    missing = [r for r in roots if "://" not in r and not os.path.isdir(r)]
+    if missing:
+        raise UsageError(f"{printable(missing[0])}: no such directory (give a trial, a job or a jobs dir)")
+    pushes = check_push_ready(push)
+    split_by = split_by_of(export, push, by_source)
+    target = os.fspath(output.output) if output.output is not None else None
+    splits = fixed_splits(split_by)
+    streamed = target is not None and output.kind != "dir" and "://" not in target and splits is not None
+    if target is not None:
+        from harbor_hooks.outputs.files import written_files
+        from harbor_hooks.outputs.guard import check_targets
+        check_targets(output, written_files(target, splits) if streamed else [target], roots)
+    return _Plan(roots, pushes, split_by, target, splits, streamed)
+
+
 def publish(
     roots: str | os.PathLike | list[str | os.PathLike],
     export: ExportOptions,
@@ -80,49 +112,48 @@ def publish(
     """Export roots; write the output and the report; push when asked (one or two repos).
 
     by_source splits the rows by trace source (Harbor's merge_subagents=False); keep_dataset
-    returns the Dataset in the Outcome (the API). Push problems raise PushError after the
-    local output is written; a push that cannot happen raises SettingsError before any work."""
-    roots = [os.fspath(r) for r in (roots if isinstance(roots, list) else [roots])]
-    missing = [r for r in roots if "://" not in r and not os.path.isdir(r)]
-    if missing:
-        raise UsageError(f"{printable(missing[0])}: no such directory (give a trial, a job or a jobs dir)")
-    plan = check_push_ready(push)
-    split_by = split_by_of(export, push, by_source)
-    target = os.fspath(output.output) if output.output is not None else None
-    splits = fixed_splits(split_by)
-    streamed = target is not None and output.kind != "dir" and "://" not in target and splits is not None
-    if target is not None:
-        from harbor_hooks.outputs.files import written_files
-        from harbor_hooks.outputs.guard import check_targets
-        check_targets(output, written_files(target, splits) if streamed else [target], roots)
-    files: Any = nullcontext()
-    if streamed:  # written as the tasks finish, while the workers go on
-        from harbor_hooks.formats import row_schema
-        from harbor_hooks.outputs.files import output_files
-        files = output_files(target, row_schema(export), splits)
+    returns the Dataset in the Outcome (the API). A push that cannot happen raises
+    SettingsError before any work; a failed push raises PushError after the local output is
+    written; an output that cannot be written raises ExportFailed naming it."""
+    plan = plan_export(roots, export, output, push, by_source)
     result = None
     try:
-        with files as add:
-            result = run_export(roots, export, split_by=split_by, on_progress=progress, on_shards=add)
+        with _output_files(plan, export) as add:
+            result = run_export(plan.roots, export, split_by=plan.split_by, on_progress=progress, on_shards=add)
         outcome = Outcome(result.report)
-        if streamed:
-            from harbor_hooks.outputs.files import written_files
-            outcome.written = written_files(target, splits)
-        elif target is not None:
-            from harbor_hooks.outputs.dataset import write_output
-            outcome.written = write_output(result, target)
-        if output.report is not None:
-            write_report(result.report, os.fspath(output.report))
-            outcome.written.append(os.fspath(output.report))
-        if plan or keep_dataset:
+        _write(outcome, result, plan, output)
+        if plan.pushes or keep_dataset:
             from harbor_hooks.outputs.dataset import to_dataset
             outcome.dataset = to_dataset(result)
-        if plan:
-            _push(outcome, result, push, plan, log)
+        if plan.pushes:
+            _push(outcome, result, push, plan.pushes, log)
+    except OSError as exc:  # a full disk, an unwritable output: one line naming the file
+        raise ExportFailed(f"{printable(str(exc.filename or plan.target or plan.roots[0]))}: "
+                           f"{exc.strerror or exc}") from None
     finally:
         if result is not None and not keep_dataset:
             result.cleanup()
     return outcome
+
+
+def _output_files(plan: _Plan, export: ExportOptions) -> Any:
+    if not plan.streamed:
+        return nullcontext()
+    from harbor_hooks.formats import row_schema
+    from harbor_hooks.outputs.files import output_files
+    return output_files(plan.target, row_schema(export), plan.splits)
+
+
+def _write(outcome: Outcome, result: ExportResult, plan: _Plan, output: OutputOptions) -> None:
+    if plan.streamed:
+        from harbor_hooks.outputs.files import written_files
+        outcome.written = written_files(plan.target, plan.splits)
+    elif plan.target is not None:
+        from harbor_hooks.outputs.dataset import write_output
+        outcome.written = write_output(result, plan.target)
+    if output.report is not None:
+        write_report(result.report, os.fspath(output.report))
+        outcome.written.append(os.fspath(output.report))
 
 
 def write_report(report: ExportReport, path: str) -> None:

@@ -246,7 +246,8 @@ def test_export_failing_midway_leaves_previous_file_and_no_work(mixed_job, tmp_p
         with files(*args, **kwargs) as add:
             yield lambda shards: (added.append(shards), add(shards))
     monkeypatch.setattr(out, "output_files", contextmanager(recording))
-    with pytest.raises(OSError, match="No space left"):
+    from harbor_hooks.errors import ExportFailed
+    with pytest.raises(ExportFailed, match="rows.parquet: No space left"):  # one line naming the file
         publish(str(mixed_job), ExportOptions(workers=2), OutputOptions(output=target))
     assert len(added) == 2
     assert target.read_text() == "previous"

@@ -188,3 +188,15 @@ def test_python_api_push_as_harbor(hub, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip().endswith("9")
     assert len(load_from_hub(env, "org/api")["train"]) == 9
+
+
+def test_append_refuses_other_columns_or_splits(hub, tmp_path):
+    """--append onto a repo whose columns or splits differ would leave it unloadable, or drop
+    its other splits: refused, the repo as it was."""
+    env = hub_env(hub, tmp_path)
+    run_cli("traces", "export", "--sample", "--push", "--repo", "me/app", env=env, check=True)
+    for extra in (["--schema", "messages"], ["--splits"]):
+        proc = run_cli("traces", "export", "--sample", "--push", "--repo", "me/app", "--append", *extra, env=env)
+        assert proc.returncode == 1 and "error: --append:" in proc.stderr, proc.stderr
+        assert "Traceback" not in proc.stderr
+    assert {name: len(rows) for name, rows in load_from_hub(env, "me/app").items()} == {"train": 35}

@@ -18,11 +18,13 @@ from harbor_hooks.errors import Terminated
 from harbor_hooks.options import ExportOptions, OutputOptions, PushOptions, ServiceOptions
 from harbor_hooks.version import __version__
 
-app = typer.Typer(no_args_is_help=True, add_completion=False,
+# rich_markup_mode=None: help texts are plain text ("[image: path]" is no markup tag)
+app = typer.Typer(no_args_is_help=True, add_completion=False, rich_markup_mode=None,
                   context_settings={"help_option_names": ["-h", "--help"]},
                   help="Turn Harbor agent runs into SFT datasets, by hand or when jobs complete.")
-traces_app = typer.Typer(no_args_is_help=True, help="Export and inspect traces.")
-sweeps_app = typer.Typer(no_args_is_help=True, help="Run successive sweeps and export their splits.")
+traces_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Export and inspect traces.")
+sweeps_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
+                         help="Run successive sweeps and export their splits.")
 app.add_typer(traces_app, name="traces")
 app.add_typer(sweeps_app, name="sweeps")
 

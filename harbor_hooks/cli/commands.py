@@ -37,6 +37,11 @@ def sample_job_path() -> Path:
     return Path(__file__).resolve().parent.parent / "samples" / "sample-job"
 
 
+def _with_log_format(flags: dict[str, Any], log_format: str | None) -> dict[str, Any]:
+    """--log-format is checked as the option it is (console | json)."""
+    return {**flags, "log_format": log_format} if log_format is not None else flags
+
+
 def _setup_logging(settings: HooksSettings, log_format: str | None) -> None:
     from harbor_hooks.log import setup_logging
 
@@ -60,23 +65,21 @@ def run_traces_export(path: str | None, sample: bool, flags: dict[str, Any], ver
     def body() -> int:
         nonlocal settings
         from harbor_hooks.errors import UsageError
+        if sample and path is not None:
+            raise UsageError("give --path PATH or --sample, not both")
         root = str(sample_job_path()) if sample else path
         if root is None:
             raise UsageError("give --path PATH (a trial or a folder of trials), or --sample")
-        settings = load_settings(None, **flags)
+        settings = load_settings(None, **_with_log_format(flags, log_format))
         if settings.engine == "local" and not settings.push and settings.output_options().kind != "dir":
             from harbor_hooks.imports import import_pyarrow_alone
             import_pyarrow_alone()  # rows go from Python objects to Arrow to files: no datasets, no numpy
         from harbor_hooks.publish import publish
 
-        try:
-            with progress_bar("Exporting trials") as progress:
-                outcome = publish(root, settings.export_options(), settings.output_options(),
-                                  settings.push_options(), log=_logger(settings, log_format),
-                                  progress=progress)
-        except OSError as exc:
-            where = exc.filename or settings.output or settings.report or root
-            raise ExportFailed(f"{printable(str(where))}: {exc.strerror or exc}") from None
+        with progress_bar("Exporting trials") as progress:
+            outcome = publish(root, settings.export_options(), settings.output_options(),
+                              settings.push_options(), log=_logger(settings, log_format),
+                              progress=progress)
         out(f"Exported {outcome.report.rows} rows from {printable(root)}")
         print_report(outcome.report, verbose)
         for written in outcome.written:
@@ -100,6 +103,9 @@ def run_traces_stats(path: Path, flags: dict[str, Any], plot: Path | None) -> in
         from harbor_hooks.pipeline import run_export
         from harbor_hooks.cli.console import print_stats
 
+        from harbor_hooks.errors import UsageError
+        if not path.is_dir():
+            raise UsageError(f"{printable(str(path))}: no such directory (give a trial, a job or a jobs dir)")
         settings = load_settings(None, redact=False, **flags)
         with progress_bar("Reading trials") as progress:
             result = run_export(path, settings.export_options(), on_progress=progress)
@@ -114,6 +120,8 @@ def run_traces_stats(path: Path, flags: dict[str, Any], plot: Path | None) -> in
                 plot_stats(table, str(plot))
             except RuntimeError as exc:
                 raise ExportFailed(str(exc)) from None
+            except OSError as exc:
+                raise ExportFailed(f"{printable(str(plot))}: {exc.strerror or exc}") from None
             out(f"wrote {plot}")
         return EXIT_OK
 
@@ -126,14 +134,22 @@ def run_traces_push(source: Path, flags: dict[str, Any]) -> int:
         from harbor_hooks.errors import UsageError
         from harbor_hooks.hub.push import push
         from harbor_hooks.outputs.dataset import load_local_export
+        from harbor_hooks.publish import check_push_ready
 
         settings = load_settings(None, **flags)
         if not settings.repo:
             raise UsageError("--repo ORG/NAME is required")
+        check_push_ready(settings.push_options().model_copy(update={"push": True}))  # a token, before any work
+        if not source.exists() and not any(source.with_name(f"{source.stem}-{s}{source.suffix}").exists()
+                                           for s in ("success", "failure")):
+            raise UsageError(f"{printable(str(source))}: no such export")
+        if source.is_file() and source.suffix not in (".parquet", ".jsonl", ".json"):
+            raise UsageError(f"{printable(str(source))}: not an export (.parquet, .jsonl, or a folder)")
         try:
             dataset = load_local_export(source)
-        except (FileNotFoundError, ValueError) as exc:
-            raise ExportFailed(str(exc)) from None
+        except Exception as exc:  # noqa: BLE001 - datasets raises many kinds for a file it cannot read
+            raise ExportFailed(f"{printable(str(source))}: cannot be read as a dataset "
+                               f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
         push(dataset, settings.push_options(), settings.repo, None, None, err)
         out(f"pushed {source} to {settings.repo}")
         return EXIT_OK
@@ -167,10 +183,13 @@ def run_job_command(config: Path | None, job_dir: Path | None, runner_cmd: str |
         if job_dir is not None and not job_dir.is_dir():
             raise UsageError(f"--job-dir {job_dir}: not a directory")
         cfg = _job_config(config)
-        settings = load_settings(yaml_section(cfg), **flags)
+        settings = load_settings(yaml_section(cfg), **_with_log_format(flags, log_format))
         _setup_logging(settings, log_format)
         if settings.traces:
             check_push_ready(settings.push_options())
+        elif set(flags) - {"traces"}:
+            err(f"note: --export-* options given ({', '.join(sorted(set(flags) - {'traces'}))}) but no "
+                "--export-traces: nothing will be exported")
         return _finish(run_with_hooks(cfg, settings, job_dir=job_dir, runner_cmd=runner_cmd,
                                       agent=agent, model=model))
 
@@ -185,7 +204,8 @@ def run_sweeps_command(config: Path, max_sweeps: int, trials_per_task: int, hint
         from harbor_hooks.publish import check_push_ready
 
         cfg = _job_config(config)
-        settings = load_settings(yaml_section(cfg), defaults={"episodes": "last"}, **flags)
+        settings = load_settings(yaml_section(cfg), defaults={"episodes": "last"},
+                                 **_with_log_format(flags, log_format))
         _setup_logging(settings, log_format)
         check_push_ready(settings.push_options())
         hints = load_hints(hints_file)

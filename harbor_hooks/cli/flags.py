@@ -54,6 +54,19 @@ def _help(field: FieldInfo) -> str:
     return text
 
 
+def _metavar(field: FieldInfo) -> str | None:
+    kinds = (field.annotation, *typing.get_args(field.annotation))
+    if field.annotation is bool:
+        return None
+    if int in kinds:
+        return "INTEGER"
+    if float in kinds:
+        return "NUMBER"
+    if typing.get_origin(field.annotation) is Literal:
+        return "|".join(typing.get_args(field.annotation))
+    return "PATH" if "Path" in str(field.annotation) else "TEXT"
+
+
 def option_params(models: tuple, command: str, include: set[str] | None = None) -> list[inspect.Parameter]:
     """The typer parameters of the models' fields on command ("export", "run", "sweeps", "push")."""
     params = []
@@ -78,7 +91,7 @@ def option_params(models: tuple, command: str, include: set[str] | None = None) 
             params.append(inspect.Parameter(
                 PREFIX + name if prefixed else name, inspect.Parameter.KEYWORD_ONLY, default=None,
                 annotation=Annotated[annotation, typer.Option(*decls, help=_help(field), show_default=False,
-                                                        rich_help_panel=panel)]))
+                                                        rich_help_panel=panel, metavar=_metavar(field))]))
     return params
 
 

@@ -39,11 +39,31 @@ def get_plugin_manager(load_entry_points: bool = True) -> pluggy.PluginManager:
     pm.add_hookspecs(specs)
     pm.register(ExporterPlugin(), name="exporter")
     if load_entry_points:
-        try:
-            pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
-        except Exception as exc:  # a broken third-party plugin must not stop the job
-            get_logger().error("plugin failed to load", error=f"{type(exc).__name__}: {exc}")
+        _load_entry_points(pm)
+    try:
+        pm.check_pending()  # a hook name no spec knows (a typo) would never be called
+    except pluggy.PluginValidationError as exc:
+        get_logger().warning("plugin implements an unknown hook", error=str(exc))
     return pm
+
+
+def _load_entry_points(pm: pluggy.PluginManager) -> None:
+    """Every plugin of the entry-point group, each on its own: one that fails to load is
+    logged and the others still load (pluggy's own loader stops at the first failure)."""
+    from importlib.metadata import distributions
+
+    for dist in list(distributions()):
+        for ep in dist.entry_points:
+            if ep.group != ENTRY_POINT_GROUP or pm.get_plugin(ep.name) or pm.is_blocked(ep.name):
+                continue
+            try:
+                plugin = ep.load()
+                pm.register(plugin, name=ep.name)
+            except Exception as exc:  # a broken third-party plugin must not stop the job
+                get_logger().error("plugin failed to load", plugin=ep.name,
+                                   error=f"{type(exc).__name__}: {exc}")
+                continue
+            pm._plugin_distinfo.append((plugin, pluggy._manager.DistFacade(dist)))
 
 
 def plugin_origin(pm: pluggy.PluginManager, plugin: Any) -> str:

@@ -123,18 +123,23 @@ def row_counts(dataset: Any) -> dict[str, int]:
 
 
 def _with_existing_rows(api: Any, dataset: Any, opts: PushOptions, repo: str) -> Any:
-    """--append: the rows already in the repo, then the new ones, split by split."""
-    from datasets import Dataset, DatasetDict, concatenate_datasets, load_dataset
+    """--append: the rows already in the repo, then the new ones, split by split. Refused
+    (PushError, nothing pushed) when the repo's splits or columns differ from the export's:
+    a push would replace the splits it does not name, or leave shards no loader can read."""
+    from datasets import DatasetDict, concatenate_datasets, load_dataset
 
     files = api.list_repo_files(repo, repo_type="dataset", revision=opts.revision)
     if not any(f.endswith(".parquet") for f in files):
         return dataset
     existing = load_dataset(repo, revision=opts.revision, token=resolve_token(opts.token_value()))
-    if isinstance(dataset, Dataset):
-        old = existing.get("train") if isinstance(existing, DatasetDict) else existing
-        return concatenate_datasets([old, dataset]) if old is not None else dataset
-    merged = {}
-    for name, split in dataset.items():
-        old = existing.get(name) if isinstance(existing, DatasetDict) else None
-        merged[name] = concatenate_datasets([old, split]) if old is not None else split
-    return DatasetDict(merged)
+    new = dataset if isinstance(dataset, DatasetDict) else DatasetDict({"train": dataset})
+    old = existing if isinstance(existing, DatasetDict) else DatasetDict({"train": existing})
+    if set(old) != set(new):
+        raise PushError(f"--append: {repo} has the splits {', '.join(sorted(old))}, this export "
+                        f"{', '.join(sorted(new))}; push without --append to replace them, or to another repo")
+    for name, split in new.items():
+        if old[name].features != split.features:
+            raise PushError(f"--append: the rows in {repo} ({name}) have other columns than this export's "
+                            "(another --schema or metadata option?); push without --append to replace them")
+    merged = DatasetDict({name: concatenate_datasets([old[name], split]) for name, split in new.items()})
+    return merged if isinstance(dataset, DatasetDict) else merged["train"]
