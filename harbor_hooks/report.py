@@ -25,6 +25,7 @@ class Skip:
 
 
 MAX_NOTES = 10  # in the printed summary; the JSON report has them all
+MAX_ALIKE = 3  # skips kept of one kind and reason for one file; the others only counted
 # data quoted in a reason: quoted names, and numbers standing alone (not UTF-8's 8)
 _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"|(?<![\w.-])\d+(?![\w-])")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -71,15 +72,26 @@ class ExportReport:
     redactions: Counter = field(default_factory=Counter)
     images: int = 0
     notes: list[str] = field(default_factory=list)
+    # (kind, path, reason group) -> skips of it: past MAX_ALIKE only counted, so that a file
+    # of a million bad steps costs a counter, not a million records
+    alike: Counter = field(default_factory=Counter)
 
     def skip(self, kind: str, path: object, reason: str) -> None:
-        self.skips.append(Skip(kind, str(path), reason))
+        key = (kind, str(path), _reason_group(reason))
+        self.alike[key] += 1
+        if self.alike[key] <= MAX_ALIKE:
+            self.skips.append(Skip(kind, str(path), reason))
+
+    def more_alike(self) -> dict[tuple[str, str, str], int]:
+        """The skips counted but not kept, by (kind, path, reason group)."""
+        return {key: n - MAX_ALIKE for key, n in self.alike.items() if n > MAX_ALIKE}
 
     def merge(self, other: "ExportReport") -> None:
         self.trials_exported += other.trials_exported
         self.trials_filtered += other.trials_filtered
         self.rows += other.rows
         self.skips.extend(other.skips)
+        self.alike.update({key: n for key, n in other.alike.items() if n > MAX_ALIKE})
         self.filtered.update(other.filtered)
         self.redactions.update(other.redactions)
         self.images += other.images
@@ -92,6 +104,8 @@ class ExportReport:
         grouped: Counter = Counter()
         for (kind, reason), n in exact.items():
             grouped[kind, _reason_group(reason)] += n
+        for (kind, _, group), n in self.more_alike().items():
+            grouped[kind, printable(group)] += n
         return grouped
 
     def to_dict(self) -> dict[str, Any]:
@@ -102,6 +116,8 @@ class ExportReport:
             "rows": self.rows,
             "rows_by_split": dict(self.rows_by_split),
             "skipped": [{"kind": s.kind, "path": s.path, "reason": s.reason} for s in self.skips],
+            "skipped_alike_not_listed": [{"kind": k, "path": printable(p), "reason": printable(r), "count": n}
+                                         for (k, p, r), n in sorted(self.more_alike().items())],
             "skipped_counts": {f"{k}: {r}": n for (k, r), n in sorted(self.skip_counts().items())},
             "filtered": dict(sorted(self.filtered.items())),
             "redactions": dict(sorted(self.redactions.items())),
@@ -121,6 +137,8 @@ class ExportReport:
                 "splits: " + ", ".join(f"{k}={v}" for k, v in self.rows_by_split.items())
             )
         counts = Counter(s.kind for s in self.skips)
+        for (kind, _, _), n in self.more_alike().items():
+            counts[kind] += n
         if counts:
             lines.append(
                 "skipped: "

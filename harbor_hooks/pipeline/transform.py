@@ -60,7 +60,10 @@ def read_trial(trial_dir: str, jobs: JobResults, opts: ExportOptions,
         if has_trajectory(agent_entries):
             trace = read_atif_trial(trial_dir, meta, files, subagents=opts.subagents)
         elif episode_dirs(agent_entries):
-            trace = read_episode_trial(trial_dir, meta, files)
+            # the last complete episode is all that is exported with --episodes last or
+            # --rows trajectory (the instruction is read from the first)
+            last_only = (opts.episodes == "last" or opts.rows == "trajectory") and not opts.instruction_metadata
+            trace = read_episode_trial(trial_dir, meta, files, last_only)
         else:
             report.skip("trial", trial_dir, f"agent {meta.agent!r} wrote neither "
                         "agent/trajectory.json nor agent/episode-N/ folders")

@@ -82,7 +82,10 @@ def _read_input(folder: str, files: TrialFiles) -> list[Turn]:
     raise TraceReadError(folder, "no debug.json or prompt.txt")
 
 
-def read_episode_trial(trial_dir: str, meta: TrialMeta, files: TrialFiles) -> TrialTrace:
+def read_episode_trial(trial_dir: str, meta: TrialMeta, files: TrialFiles, last_only: bool = False) -> TrialTrace:
+    """The trial's complete episodes; with last_only, only the last complete one, read from
+    the end (each debug.json repeats the whole history: a long trial's folders, read whole,
+    would cost gigabytes for one row)."""
     report = files.report
     agent_dir = os.path.join(trial_dir, "agent")
     episodes = []
@@ -90,7 +93,7 @@ def read_episode_trial(trial_dir: str, meta: TrialMeta, files: TrialFiles) -> Tr
     for path in others:
         kind = "a symlink" if os.path.islink(path) else "not a directory"
         report.skip("episode", path, f"is {kind}, expected an episode folder")
-    for number, folder in folders:
+    for number, folder in reversed(folders) if last_only else folders:
         try:
             reply = _read_reply(folder, files)
             if reply is None:
@@ -105,6 +108,8 @@ def read_episode_trial(trial_dir: str, meta: TrialMeta, files: TrialFiles) -> Tr
             continue
         turns.append(Turn(role="assistant", harbor_role="assistant", text=reply))
         episodes.append(Episode(number, turns))
+        if last_only:
+            break
     instruction = None
     if episodes:
         for turn in episodes[0].turns:
