@@ -158,3 +158,18 @@ def test_ordinary_text_is_left_alone(tmp_path):
         messages = rows[f"n__{n:03d}", "episode-1"]["messages"]
         assert [m["content"] for m in messages][:3] == [line, line, line], description
         assert json.loads(messages[1]["tool_calls"][0]["function"]["arguments"]) == {"cmd": line}
+
+
+def test_no_secret_reaches_the_pushed_card(tmp_path):
+    """The dataset card names tasks, agents, models and run ids, and quotes the report."""
+    from local_hub import LocalHub
+    from test_push import hub_env
+
+    plant_positives(tmp_path / "job")
+    with LocalHub(tmp_path / "hub") as hub:
+        env = hub_env(hub, tmp_path)
+        proc = run_cli("traces", "export", "-p", str(tmp_path / "job"), "--push", "--repo", "me/traces", env=env)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        card_text = hub.read_file("me/traces", "README.md").decode()
+    assert "task-[REDACTED:" in card_text  # the planted task names are in its table, redacted
+    assert leaks([card_text, proc.stdout, proc.stderr]) == []

@@ -94,8 +94,9 @@ PATTERNS: list[tuple[str, tuple[str, ...], str]] = [
     ("tailscale", ("tskey-",), r"(?<![A-Za-z0-9])tskey-[a-z]+-[A-Za-z0-9-]{20,}"),
     ("terraform", (".atlasv1.",), r"\.atlasv1\.[A-Za-z0-9_=-]{60,}"),
     ("postman", ("PMAK-",), r"(?<![A-Za-z0-9])PMAK-[a-f0-9]{24}-[a-f0-9]{34}"),
-    ("bearer", ("Bearer", "bearer", "BEARER"), r"\b(?:[Bb]earer|BEARER)\s+(?P<s>[A-Za-z0-9._~+/=\-]{8,})"),
-    ("basic_auth", ("Basic", "basic", "BASIC"), r"\b(?:[Bb]asic|BASIC)\s+(?P<s>[A-Za-z0-9+/]{8,}={0,2})"),
+    # as headers write them (lowercase "bearer" is mostly a token_type value)
+    ("bearer", ("Bearer", "BEARER"), r"\b(?:Bearer|BEARER)\s+(?P<s>[A-Za-z0-9._~+/=\-]{8,})"),
+    ("basic_auth", ("Basic", "BASIC"), r"\b(?:Basic|BASIC)\s+(?P<s>[A-Za-z0-9+/]{8,}={0,2})"),
     ("jwt", ("eyJ",), r"(?<![A-Za-z0-9])eyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}"),
     ("url_credentials", ("://",), r"://[^\s:/@'\"]*:(?P<s>[^\s@/'\"]{3,})@"),
     ("azure_sas", ("://",), r"://\S*?[?&]sig=(?P<s>[A-Za-z0-9%+/=]{16,})"),
