@@ -183,6 +183,9 @@ def _result_from_trial(raw: dict[str, Any]) -> str | None:
     return _reward_text(reward)
 
 
+# The one function over 60 lines (tests/test_architecture.py allows one): each field of
+# TrialMeta read as Harbor reads it, its fallbacks in order, kept together so that they can
+# be checked against Harbor's traces_utils side by side.
 def load_trial_meta(trial_dir: str, jobs: JobResults, files: TrialFiles | None = None) -> TrialMeta:
     """Read a finished trial's metadata; raise TraceReadError when it cannot be exported."""
     files = files or TrialFiles(trial_dir, ExportReport())
