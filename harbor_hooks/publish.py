@@ -61,7 +61,9 @@ def check_push_ready(push: PushOptions) -> list[tuple[str | None, str]]:
 
 
 def split_by_of(export: ExportOptions, push: PushOptions, by_source: bool = False) -> str | None:
-    if by_source and export.subagents:
+    """How the rows are split: by trace source (the API's merge_subagents=False), by outcome
+    (--splits, or two repos), or not at all."""
+    if by_source:
         return "source"
     return "outcome" if export.splits or push.separate else None
 

@@ -155,11 +155,6 @@ class Redactor:
                 call.id = call.id and self.text(call.id, rules)
         return [self.text(value, rules) for value in extra]
 
-    def strings(self, values: list[str]) -> list[str]:
-        """Several strings (row metadata, report lines), scanned together for triggers first."""
-        rules = self.rules_for(values)
-        return [self.text(v, rules) for v in values] if rules else values
-
 
 def _secret_span(match: re.Match, groups: tuple[str, ...]) -> tuple[int, int]:
     for name in groups:
