@@ -38,11 +38,12 @@ class Redactor:
         self._rules, self._triggers, self._by_literal = _compile(tuple(extra_patterns))
         self.counts: Counter = Counter()
 
-    def text(self, value: str, rules: list | None = None, shown: tuple[str, int] | None = None) -> str:
+    def text(self, value: str, rules: list | None = None, plain: bool = False) -> str:
+        """value with its secrets replaced; plain: value is known to hold no escape sequence."""
         if not value:
             return value
         rules = self._rules if rules is None else rules
-        view, passes = shown or _shown_view(value)
+        view, passes = (value, 0) if plain else _shown_view(value)
         here = [rule for rule in rules if rule[1](view)]
         if not here:
             return value
@@ -72,10 +73,13 @@ class Redactor:
                 found[k] = (start, end, index, kind)
         return found
 
-    def rules_for(self, texts: list[str], shown: dict[str, tuple[str, int]] | None = None) -> list:
+    def rules_for(self, texts: list[str]) -> list:
         """The rules whose trigger occurs somewhere in texts (or in a text as a terminal
         shows it), in their order: one scan of them all for every rule's triggers."""
-        joined = "\0".join((shown[t] if shown else _shown_view(t))[0] for t in texts)
+        joined = "\0".join(texts)
+        return self._rules_in("\0".join(_shown_view(t)[0] for t in texts) if _noisy(joined) else joined)
+
+    def _rules_in(self, joined: str) -> list:
         indexes = set()
         for scan, members in self._triggers:
             for match in scan.finditer(joined):
@@ -131,8 +135,10 @@ class Redactor:
         # each text scanned once: subagents and continued segments repeat their first prompts
         # and tool definitions (a third of the benchmark job's text); hashing a text costs a
         # fifteenth of scanning it
-        shown = {text: _shown_view(text) for text in texts}  # each distinct text once
-        rules = self.rules_for(list(shown), shown)
+        unique = list(dict.fromkeys(texts))
+        joined = "\0".join(unique)
+        plain = not _noisy(joined)  # most trials: no text needs a view, none is made
+        rules = self._rules_in(joined if plain else "\0".join(_shown_view(t)[0] for t in unique))
         if not rules:
             return list(extra)
         for conversation in trace.conversations:
@@ -142,18 +148,18 @@ class Redactor:
             trace.instruction = self.text(trace.instruction, rules)
         for turn in turns:
             if turn.results:  # a tool turn's text is its results joined
-                turn.results = [(cid and self.text(cid, rules, shown.get(cid)), self.text(t, rules, shown.get(t)))
+                turn.results = [(cid and self.text(cid, rules, plain), self.text(t, rules, plain))
                                 for cid, t in turn.results]
                 turn.text = "\n".join(t for _, t in turn.results)
             else:
-                turn.text = self.text(turn.text, rules, shown.get(turn.text))
+                turn.text = self.text(turn.text, rules, plain)
             if turn.reasoning:
-                turn.reasoning = self.text(turn.reasoning, rules, shown.get(turn.reasoning))
+                turn.reasoning = self.text(turn.reasoning, rules, plain)
             for call in turn.tool_calls:
                 call.arguments = self.value(call.arguments, rules)
                 call.name = call.name and self.text(call.name, rules)
                 call.id = call.id and self.text(call.id, rules)
-        return [self.text(value, rules) for value in extra]
+        return [self.text(value, rules, plain) for value in extra]
 
 
 def _secret_span(match: re.Match, groups: tuple[str, ...]) -> tuple[int, int]:
@@ -272,14 +278,16 @@ def _compile(extra_patterns: tuple[str, ...]) -> tuple[list, Any, dict[str, set[
 # characters a scan may stop at, rarest in agent traces first: a scan is one pass over the
 # text that stops only where its anchor character stands (re finds a pattern's leading
 # literal in C), so all triggers are found in as few passes as there are anchors used
-ANCHORS = "_-/AK.JB"
+ANCHORS = "_-/AKE.JBea"
 RARITY = "KJQXZVWYUFGHMBPLDCNROIASTE" + "zqjxkvbywgpfmucdlhrsnioate" + "9876543210=\"':@#"
 
 
-def _anchored_scans(literals: list[str]) -> list[re.Pattern]:
-    """Scans that together find every trigger in the text (findall gives the triggers
-    found): the triggers grouped by an anchor character they hold (the first of ANCHORS, or
-    their rarest), each group one pattern `anchor(?:(?<=before)(?=after)|...)`."""
+def _anchored_scans(literals: list[str]) -> list[tuple[re.Pattern, list[str]]]:
+    """Scans that together find every trigger in the text: the triggers grouped by an anchor
+    character they hold (the first of ANCHORS, or their rarest), each group one pattern that
+    stops only at its anchor; there, what follows is matched as literals first (re rejects
+    a literal by its first character), then what stands before by lookbehinds. A scan's
+    match names its trigger by the group that took part (members[lastindex - 1])."""
     groups: dict[str, list[str]] = {}
     for literal in literals:
         anchor = next((c for c in ANCHORS if c in literal), None) or \
@@ -287,13 +295,16 @@ def _anchored_scans(literals: list[str]) -> list[re.Pattern]:
         groups.setdefault(anchor, []).append(literal)
     scans = []
     for anchor, members in groups.items():
-        alternatives = []
-        for literal in sorted(members, key=len, reverse=True):
-            before, _, after = literal.partition(anchor)
-            alternatives.append(f"(?<={re.escape(before + anchor)})" * bool(before)
-                                + f"(?={re.escape(after)})" * bool(after) + f"(?P<t{len(alternatives)}>)")
-        scans.append((re.compile(re.escape(anchor) + "(?:" + "|".join(alternatives) + ")"),
-                      sorted(members, key=len, reverse=True)))
+        ahead = sorted((m for m in members if m.partition(anchor)[2]), key=len, reverse=True)
+        behind = sorted((m for m in members if not m.partition(anchor)[2]), key=len, reverse=True)
+        alternatives = [re.escape(m.partition(anchor)[2]) + f"(?<={re.escape(m)})" * bool(m.partition(anchor)[0])
+                        for m in ahead]
+        if behind:  # the character before the anchor first: most stops end there
+            before = "".join(sorted({re.escape(m[-2]) for m in behind}))
+            alternatives.append(f"(?<=[{before}]{re.escape(anchor)})(?:"
+                                + "|".join(f"(?<={re.escape(m)})(?P<b{k}>)" for k, m in enumerate(behind)) + ")")
+        named = [f"{alt}(?P<a{k}>)" for k, alt in enumerate(alternatives[:len(ahead)])] + alternatives[len(ahead):]
+        scans.append((re.compile(re.escape(anchor) + "(?:" + "|".join(named) + ")"), ahead + behind))
     return scans
 
 
