@@ -100,3 +100,13 @@ def test_a_plugin_that_fails_to_load_does_not_stop_the_others(tmp_path):
     proc = run_cli("plugins", env={"PYTHONPATH": f"{site}:{ROOT}"})
     assert proc.returncode == 0, proc.stderr
     assert "b-healthy" in proc.stdout and "plugin failed to load" in proc.stderr
+
+
+def test_summary_keeps_what_a_reason_says():
+    """Grouping alike reasons leaves out the data they quote (names, counts), not "UTF-8"."""
+    from harbor_hooks.report import ExportReport
+
+    report = ExportReport()
+    report.skip("file", "a/x.json", "invalid UTF-8 in a name (step 12)")
+    report.skip("file", "b/y.json", "invalid UTF-8 in a name (step 7)")
+    assert "  2 x file: invalid UTF-8 in a name" in report.summary_lines()
