@@ -28,7 +28,9 @@ MAX_NOTES = 10  # in the printed summary; the JSON report has them all
 MAX_ALIKE = 3  # skips kept of one kind and reason for one file; the others only counted
 # data quoted in a reason: quoted names, and numbers standing alone (not UTF-8's 8)
 _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"|(?<![\w.-])\d+(?![\w-])")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# control characters, and the ones that move or reorder text on a terminal (line and
+# paragraph separators, bidirectional overrides and isolates, marks)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
 def fs_text(value: str) -> str:

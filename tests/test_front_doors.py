@@ -110,3 +110,9 @@ def test_summary_keeps_what_a_reason_says():
     report.skip("file", "a/x.json", "invalid UTF-8 in a name (step 12)")
     report.skip("file", "b/y.json", "invalid UTF-8 in a name (step 7)")
     assert "  2 x file: invalid UTF-8 in a name" in report.summary_lines()
+
+
+def test_bidi_and_separators_in_names_are_escaped():
+    from harbor_hooks.report import printable
+
+    assert printable("t\u202eab\u2028x\u2066y") == "t\\u202eab\\u2028x\\u2066y"

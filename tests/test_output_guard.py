@@ -57,3 +57,18 @@ def test_report_output_and_type_refused(job, tmp_path):
     assert not (tmp_path / "rows.csv").exists()
     proc = run_cli("traces", "export", "-p", str(tmp_path / "missing"), "-o", str(tmp_path / "x.jsonl"))
     assert proc.returncode == 2 and "no such directory" in proc.stderr
+
+
+@pytest.mark.parametrize("name,flags", [("notes.jsonl", []), ("out-success.parquet", ["--splits"]),
+                                        ("keep.json", ["--report"])],
+                         ids=["a-file", "a-split-file", "a-report"])
+def test_a_file_we_did_not_write_is_refused_and_intact(job, tmp_path, name, flags):
+    theirs = tmp_path / name
+    theirs.write_bytes(b"someone else's work\n")
+    target = tmp_path / ("out.parquet" if "--splits" in flags else name)
+    args = ["-o", str(target), *flags] if "--report" not in flags else ["-o", str(tmp_path / "o.jsonl"), "--report", str(theirs)]
+    proc = run_cli("traces", "export", "-p", str(job), *args)
+    assert proc.returncode == 2 and "holds no harbor-hooks export; pass --overwrite" in proc.stderr, proc.stderr
+    assert theirs.read_bytes() == b"someone else's work\n"
+    run_cli("traces", "export", "-p", str(job), *args, "--overwrite", check=True)
+    run_cli("traces", "export", "-p", str(job), *args, check=True)  # ours now: replaced without asking

@@ -248,7 +248,7 @@ def test_export_failing_midway_leaves_previous_file_and_no_work(mixed_job, tmp_p
     monkeypatch.setattr(out, "output_files", contextmanager(recording))
     from harbor_hooks.errors import ExportFailed
     with pytest.raises(ExportFailed, match="rows.parquet: No space left"):  # one line naming the file
-        publish(str(mixed_job), ExportOptions(workers=2), OutputOptions(output=target))
+        publish(str(mixed_job), ExportOptions(workers=2), OutputOptions(output=target, overwrite=True))
     assert len(added) == 2
     assert target.read_text() == "previous"
     assert leftovers(target.parent, target.name) == []

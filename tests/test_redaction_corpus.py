@@ -173,3 +173,20 @@ def test_no_secret_reaches_the_pushed_card(tmp_path):
         card_text = hub.read_file("me/traces", "README.md").decode()
     assert "task-[REDACTED:" in card_text  # the planted task names are in its table, redacted
     assert leaks([card_text, proc.stdout, proc.stderr]) == []
+
+
+@pytest.mark.parametrize("eol", ["\n", "\r\n"], ids=["lf", "crlf"])
+def test_a_wrap_at_any_column_hides_nothing(eol):
+    """A terminal wraps at its width wherever that falls: inside the secret, its trigger or
+    its key name, with \\n or (a pty) \\r\\n."""
+    from harbor_hooks.pipeline.redact import Redactor
+
+    redactor = Redactor()
+    for _, secret, line in corpus.POSITIVES:
+        if "\n" in line or len(line) > 200:
+            continue
+        for column in range(1, len(line)):
+            padded = "$ " + "x" * (80 - column - 3) + " " + line  # the wrap at `column` of the line
+            text = eol.join(padded[i:i + 80] for i in range(0, len(padded), 80))
+            shown = as_shown(redactor.text(text, redactor.rules_for([text])))
+            assert secret not in shown, (column, text)

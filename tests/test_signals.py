@@ -39,7 +39,7 @@ def test_signal_mid_export_stops_cleanly(big_job, tmp_path, sig, code, group):
     target.write_bytes(b"the previous export")
     env = {**os.environ, "TMPDIR": str(work), "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-m", "harbor_hooks", "traces", "export", "-p", str(big_job),
-                             "--episodes", "all", "--workers", "2", "-o", str(target)],
+                             "--episodes", "all", "--workers", "2", "-o", str(target), "--overwrite"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                             start_new_session=True)
     deadline = time.monotonic() + 60

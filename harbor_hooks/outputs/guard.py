@@ -1,12 +1,14 @@
 """What an export may write over: never what harbor-hooks did not write.
 
 A folder output holds a marker file, written with every export; an existing folder is
-replaced only when it holds one (or with --overwrite). An output is never inside the
-trials it exports, nor a folder that holds them.
+replaced only when it holds one. An existing file is replaced only when it is an export
+of ours (Parquet or JSONL rows with our columns, or our report) or empty. --overwrite
+replaces anyway. An output is never inside the trials it exports, nor over them.
 """
 
 from __future__ import annotations
 
+import json
 import os
 
 from harbor_hooks.errors import UsageError
@@ -27,7 +29,7 @@ def _inside(path: str, folder: str) -> bool:
 
 def check_targets(output: OutputOptions, targets: list[str], roots: list[str]) -> None:
     """Refuse (UsageError, before any work) to write where the export would destroy data:
-    inside or over the trials exported, or over a folder harbor-hooks did not write."""
+    inside or over the trials exported, or over a folder or file harbor-hooks did not write."""
     real_roots = [os.path.realpath(r) for r in roots if "://" not in r]
     for target in [*targets, *([os.fspath(output.report)] if output.report is not None else [])]:
         if "://" in target:
@@ -38,14 +40,31 @@ def check_targets(output: OutputOptions, targets: list[str], roots: list[str]) -
                 where = "inside" if _inside(real, root) else "over"
                 raise UsageError(f"{target}: the output would be written {where} the trials it "
                                  f"exports ({root}); write it elsewhere")
-    for target in targets:
+    reports = [os.fspath(output.report)] if output.report is not None else []
+    for target in [*targets, *reports]:
         if "://" in target or not os.path.lexists(target):
             continue
-        if output.kind == "dir":
-            ours = os.path.isfile(os.path.join(target, MARKER))
-            if not ours and not output.overwrite:
-                what = "a folder" if os.path.isdir(target) else "a file"
-                raise UsageError(f"{target}: {what} that holds no harbor-hooks export; "
-                                 "pass --overwrite to replace it")
-        elif os.path.isdir(target) and not os.path.islink(target):
-            raise UsageError(f"{target}: is a folder, not a {output.kind} file")
+        kind = "report" if target in reports else output.kind
+        if kind != "dir" and os.path.isdir(target) and not os.path.islink(target):
+            raise UsageError(f"{target}: is a folder, not a {kind} file")
+        if not output.overwrite and not _ours(target, kind):
+            what = "a folder" if os.path.isdir(target) else "a file"
+            raise UsageError(f"{target}: {what} that holds no harbor-hooks export; pass --overwrite to replace it")
+
+
+def _ours(path: str, kind: str | None) -> bool:
+    """Whether path holds something harbor-hooks wrote (or nothing at all)."""
+    if kind == "dir":
+        return os.path.isfile(os.path.join(path, MARKER))
+    try:
+        if os.path.getsize(path) == 0:
+            return True
+        if kind == "parquet":
+            import pyarrow.parquet as pq
+            return {"trial_name", "trace_source"} <= set(pq.read_schema(path).names)
+        with open(path, "rb") as fh:
+            first = json.loads(fh.readline(1 << 20) if kind == "jsonl" else fh.read())
+        keys = ("trial_name", "trace_source") if kind == "jsonl" else ("trials_found", "skipped")
+        return isinstance(first, dict) and all(k in first for k in keys)
+    except Exception:  # noqa: BLE001 - unreadable or not what we write: not ours
+        return False

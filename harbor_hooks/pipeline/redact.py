@@ -24,11 +24,13 @@ from harbor_hooks.readers.trace import TrialTrace, Turn
 PLACEHOLDER = "[REDACTED:{}]"
 SECRET_NAME = re.compile(secrets.SECRET_NAME)
 SECRET_VALUE = re.compile(secrets.SECRET_VALUE, re.S)
-WRAP_MIN = 60  # a line this long, broken between two non-space characters, may be a terminal's wrap
+WRAP_MIN = 60  # a line this long may end where a terminal wrapped it
 # what a terminal shows differently from what it was sent: colours and cursor moves (ANSI
 # escape sequences), carriage returns, and text JSON-escaped as \uXXXX
-_NOISE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])|\r|\\u([0-9a-fA-F]{4})")
-_WRAP = re.compile(r"^([^\n]{%d,}\S)\n(?=\S)" % (WRAP_MIN - 1), re.M)
+_NOISE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])|\r\n?|\\u([0-9a-fA-F]{4})")
+_WRAP = re.compile(r"\n(?<=[^\n]{%d}\n)" % WRAP_MIN)  # the end of a long line (found by its \n first)
+# where a wrap may split a trigger (its characters on both sides): a long line's end between non-spaces
+_SPLIT = re.compile(r"\n(?<=[^\n]{%d}\S\n)(?=\S)" % (WRAP_MIN - 1))
 
 
 class Redactor:
@@ -44,11 +46,10 @@ class Redactor:
             return value
         rules = self._rules if rules is None else rules
         view, passes = (value, 0) if plain else _shown_view(value)
-        here = [rule for rule in rules if rule[1](view)]
-        if not here:
+        if not rules:
             return value
-        spans = self._spans(value, view, passes, here)
-        joined = _WRAP.sub(r"\1", view)  # wrapped lines joined, when a rule may apply here
+        spans = self._spans(value, view, passes, [rule for rule in rules if rule[1](view)])
+        joined = _WRAP.sub("", view)  # wrapped lines joined: a wrap may split a secret or its trigger
         if len(joined) != len(view):
             spans += self._spans(value, joined, passes + 1, [rule for rule in rules if rule[1](joined)])
         if not spans:
@@ -77,13 +78,18 @@ class Redactor:
         """The rules whose trigger occurs somewhere in texts (or in a text as a terminal
         shows it), in their order: one scan of them all for every rule's triggers."""
         joined = "\0".join(texts)
-        return self._rules_in("\0".join(_shown_view(t)[0] for t in texts) if _noisy(joined) else joined)
+        return self._rules_in(_with_edges("\0".join(_shown_view(t)[0] for t in texts) if _noisy(joined) else joined))
 
     def _rules_in(self, joined: str) -> list:
         indexes = set()
         for scan, members in self._triggers:
             for match in scan.finditer(joined):
-                indexes.update(self._by_literal[members[match.lastindex - 1]])
+                # the scan names one trigger at a place; others may stand there too ("-p" and
+                # "sk-" at the "-" of "sk-proj-"): each member checked where the anchor stands
+                at = match.start()
+                for literal, offset in members:
+                    if joined.startswith(literal, at - offset):
+                        indexes.update(self._by_literal[literal])
         indexes.update(i for i, rule in enumerate(self._rules) if rule[0] == "custom" and rule[1](joined))
         return [self._rules[i] for i in sorted(indexes)]
 
@@ -138,7 +144,7 @@ class Redactor:
         unique = list(dict.fromkeys(texts))
         joined = "\0".join(unique)
         plain = not _noisy(joined)  # most trials: no text needs a view, none is made
-        rules = self._rules_in(joined if plain else "\0".join(_shown_view(t)[0] for t in unique))
+        rules = self._rules_in(_with_edges(joined if plain else "\0".join(_shown_view(t)[0] for t in unique)))
         if not rules:
             return list(extra)
         for conversation in trace.conversations:
@@ -186,7 +192,7 @@ def _merged(spans: list[tuple[int, int, int, str]]) -> list[tuple[int, int, str]
 def _shown_view(value: str) -> tuple[str, int]:
     """The text as a terminal shows it (escape sequences removed, \\uXXXX decoded, a carriage
     return a line break), and the passes that made it (see _maps): most texts need none.
-    text() also matches it with long lines broken between two non-spaces joined (a
+    text() also matches it with each long line joined to the next (a
     terminal's wraps). Built in C (re.sub); mapped back only where a secret is found."""
     if not _noisy(value):
         return value, 0
@@ -198,10 +204,19 @@ def _noisy(value: str) -> bool:
     return "\x1b" in value or "\r" in value or "\\u" in value
 
 
+def _with_edges(text: str) -> str:
+    """text, and around each end of a long line the two lines joined (a trigger that a
+    terminal's wrap split, "g\\nhp_", is found there)."""
+    ends = [m.start() for m in _SPLIT.finditer(text)]
+    if not ends:
+        return text
+    return text + "\0" + "\0".join(text[max(0, end - 24):end] + text[end + 1:end + 25] for end in ends)
+
+
 def _shown(match: re.Match) -> str:
     if match.group(1) is not None:
         return chr(int(match.group(1), 16))
-    return "\n" if match.group() == "\r" else ""
+    return "\n" if match.group()[0] == "\r" else ""  # \r and \r\n: a line break
 
 
 def _maps(value: str, passes: int) -> list[list[tuple[int, int]]]:
@@ -222,10 +237,8 @@ def _removed(value: str, pattern: re.Pattern) -> tuple[str, list[tuple[int, int]
     """value as pattern's pass leaves it, and the removals of that pass."""
     parts, removals, pos, length, total = [], [], 0, 0, 0
     for m in pattern.finditer(value):
-        if pattern is _WRAP:
-            start, end, kept = m.end(1), m.end(), ""
-        else:
-            start, end, kept = m.start(), m.end(), _shown(m)
+        start, end = m.span()
+        kept = "" if pattern is _WRAP else _shown(m)
         parts += (value[pos:start], kept)
         length += start - pos + len(kept)
         total += end - start - len(kept)
@@ -287,7 +300,7 @@ def _anchored_scans(literals: list[str]) -> list[tuple[re.Pattern, list[str]]]:
     character they hold (the first of ANCHORS, or their rarest), each group one pattern that
     stops only at its anchor; there, what follows is matched as literals first (re rejects
     a literal by its first character), then what stands before by lookbehinds. A scan's
-    match names its trigger by the group that took part (members[lastindex - 1])."""
+    matches are where triggers stand; its members are (trigger, offset of the anchor in it)."""
     groups: dict[str, list[str]] = {}
     for literal in literals:
         anchor = next((c for c in ANCHORS if c in literal), None) or \
@@ -302,9 +315,9 @@ def _anchored_scans(literals: list[str]) -> list[tuple[re.Pattern, list[str]]]:
         if behind:  # the character before the anchor first: most stops end there
             before = "".join(sorted({re.escape(m[-2]) for m in behind}))
             alternatives.append(f"(?<=[{before}]{re.escape(anchor)})(?:"
-                                + "|".join(f"(?<={re.escape(m)})(?P<b{k}>)" for k, m in enumerate(behind)) + ")")
-        named = [f"{alt}(?P<a{k}>)" for k, alt in enumerate(alternatives[:len(ahead)])] + alternatives[len(ahead):]
-        scans.append((re.compile(re.escape(anchor) + "(?:" + "|".join(named) + ")"), ahead + behind))
+                                + "|".join(f"(?<={re.escape(m)})" for m in behind) + ")")
+        scans.append((re.compile(re.escape(anchor) + "(?:" + "|".join(alternatives) + ")"),
+                      [(m, m.index(anchor)) for m in ahead + behind]))
     return scans
 
 

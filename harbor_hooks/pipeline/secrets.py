@@ -102,10 +102,10 @@ PATTERNS: list[tuple[str, tuple[str, ...], str]] = [
     ("azure_sas", ("://",), r"://\S*?[?&]sig=(?P<s>[A-Za-z0-9%+/=]{16,})"),
     ("cli_credentials", ("-u ", "--user "),
      r"(?:^|\s)(?:-u|--user) +[\"']?[^\s:'\"]+:(?P<s>[^\s'\"@]{6,})"),
-    ("cli_credentials", (" -p",),
+    ("cli_credentials", ("-p",),
      r"\b(?:sshpass|login)\b[^\n]*? -p[ \t]*[\"']?(?P<s>[^\s\"']{6,})"
      r"|\b(?:mysql|mysqldump|mariadb)\b[^\n]*? -p(?P<s2>[^\s\"']{6,})"),
-    ("netrc", (" password ",), r"\blogin +\S+ +password +(?P<s>\S{6,})"),
+    ("netrc", ("assword",), r"\blogin +\S+ +password +(?P<s>\S{6,})"),
     ("cli_credentials", ("-password", "-passwd", "-token", "-secret", "-api-key", "-apikey", "-auth-key", "-authkey"),
      r"--(?:[a-z]+-)*(?:password|passwd|token|secret|api-?key|auth-?key)[= ][ \t]*[\"']?(?P<s>[^\s\"']{8,})"),
     ("docker_auth", ('_auth"', '"auth"'), r'"auth"\s*:\s*"(?P<s>[A-Za-z0-9+/=]{12,})"'),

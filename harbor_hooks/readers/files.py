@@ -118,7 +118,7 @@ def parse_json(data: bytes, path: str, report: ExportReport | None = None,
     except orjson.JSONDecodeError:
         # lone surrogates escaped as \udXXX, raw control characters, NaN: the stdlib accepts them
         try:
-            parsed = _scrub_surrogates(json.loads(text, strict=False))
+            parsed = _scrub_surrogates(json.loads(text, strict=False, parse_int=_parse_int))
         except (ValueError, RecursionError):
             raise TraceReadError(path, f"invalid JSON ({reason})") from None
         lenient = True
@@ -128,6 +128,12 @@ def parse_json(data: bytes, path: str, report: ExportReport | None = None,
         if lenient and not bad_utf8:
             report.notes.append(f"{path}: not strict JSON ({reason}), read as Python's json reads it")
     return parsed
+
+
+def _parse_int(digits: str) -> int | float:
+    """An integer as Python reads it; one of more digits than Python converts (4,300) is
+    beyond any double: infinite, so a reward of it is unknown rather than the file lost."""
+    return int(digits) if len(digits.lstrip("-")) <= 4000 else float("inf") * (-1 if digits[0] == "-" else 1)
 
 
 def _scrub_surrogates(value: Any) -> Any:
