@@ -29,8 +29,6 @@ WRAP_MIN = 60  # a line this long may end where a terminal wrapped it
 # escape sequences), carriage returns, and text JSON-escaped as \uXXXX
 _NOISE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])|\r\n?|\\u([0-9a-fA-F]{4})")
 _WRAP = re.compile(r"\n(?<=[^\n]{%d}\n)" % WRAP_MIN)  # the end of a long line (found by its \n first)
-# where a wrap may split a trigger (its characters on both sides): a long line's end between non-spaces
-_SPLIT = re.compile(r"\n(?<=[^\n]{%d}\S\n)(?=\S)" % (WRAP_MIN - 1))
 
 
 class Redactor:
@@ -205,12 +203,9 @@ def _noisy(value: str) -> bool:
 
 
 def _with_edges(text: str) -> str:
-    """text, and around each end of a long line the two lines joined (a trigger that a
-    terminal's wrap split, "g\\nhp_", is found there)."""
-    ends = [m.start() for m in _SPLIT.finditer(text)]
-    if not ends:
-        return text
-    return text + "\0" + "\0".join(text[max(0, end - 24):end] + text[end + 1:end + 25] for end in ends)
+    """text with each long line joined to the next: a trigger that a terminal's wrap split
+    ("g\\nhp_") is whole there, and no trigger is broken (none holds a line break)."""
+    return _WRAP.sub("", text)
 
 
 def _shown(match: re.Match) -> str:
