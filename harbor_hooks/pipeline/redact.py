@@ -43,9 +43,9 @@ class Redactor:
         if not value:
             return value
         rules = self._rules if rules is None else rules
-        view, passes = (value, 0) if plain else _shown_view(value)
         if not rules:
             return value
+        view, passes = (value, 0) if plain else _shown_view(value)
         spans = self._spans(value, view, passes, [rule for rule in rules if rule[1](view)])
         joined = _WRAP.sub("", view)  # wrapped lines joined: a wrap may split a secret or its trigger
         if len(joined) != len(view):
@@ -76,7 +76,7 @@ class Redactor:
         """The rules whose trigger occurs somewhere in texts (or in a text as a terminal
         shows it), in their order: one scan of them all for every rule's triggers."""
         joined = "\0".join(texts)
-        return self._rules_in(_with_edges("\0".join(_shown_view(t)[0] for t in texts) if _noisy(joined) else joined))
+        return self._rules_in(_joined_lines("\0".join(_shown_view(t)[0] for t in texts) if _noisy(joined) else joined))
 
     def _rules_in(self, joined: str) -> list:
         indexes = set()
@@ -142,7 +142,7 @@ class Redactor:
         unique = list(dict.fromkeys(texts))
         joined = "\0".join(unique)
         plain = not _noisy(joined)  # most trials: no text needs a view, none is made
-        rules = self._rules_in(_with_edges(joined if plain else "\0".join(_shown_view(t)[0] for t in unique)))
+        rules = self._rules_in(_joined_lines(joined if plain else "\0".join(_shown_view(t)[0] for t in unique)))
         if not rules:
             return list(extra)
         for conversation in trace.conversations:
@@ -202,7 +202,7 @@ def _noisy(value: str) -> bool:
     return "\x1b" in value or "\r" in value or "\\u" in value
 
 
-def _with_edges(text: str) -> str:
+def _joined_lines(text: str) -> str:
     """text with each long line joined to the next: a trigger that a terminal's wrap split
     ("g\\nhp_") is whole there, and no trigger is broken (none holds a line break)."""
     return _WRAP.sub("", text)
