@@ -35,7 +35,6 @@ class Option:
     aliases: tuple[str, ...] = ()  # other keyword / YAML names (Harbor 0.24's first)
     flag: str | None = None  # the flag, when not --name (a bool's "--on/--off" pair)
     short: str | None = None  # e.g. -o
-    flag_aliases: tuple[str, ...] = ()  # more flag declarations on `traces export`
     sweeps_flag_aliases: tuple[str, ...] = ()  # more declarations on `sweeps run` (Harbor's)
     commands: tuple[str, ...] = ("export", "run", "sweeps")  # the commands with a flag for it
 
@@ -223,7 +222,7 @@ class PushOptions(_Options):
 
     panel: ClassVar[str] = "Push to the Hub"
 
-    push: Annotated[bool, Option(flag="--push/--no-push", sweeps_flag_aliases=("--push/--no-push",))] = Field(
+    push: Annotated[bool, Option(sweeps_flag_aliases=("--push/--no-push",))] = Field(
         False, description="Push to the Hugging Face Hub.")
     repo: Annotated[str | None, Option(aliases=("repo_id",))] = Field(
         None, description="Hub dataset repo ORG/NAME.")

@@ -83,7 +83,7 @@ def option_params(models: tuple, command: str, include: set[str] | None = None) 
             decl = opt.flag or (f"{_dashed(name)}/--no-{name.replace('_', '-')}" if is_bool else _dashed(name))
             decls = _prefixed(decl) if prefixed else [decl]
             if command == "export":
-                decls += [*opt.flag_aliases, *([opt.short] if opt.short else [])]
+                decls += [opt.short] if opt.short else []
             if command == "sweeps":
                 decls += list(opt.sweeps_flag_aliases)
             annotation = Optional[bool] if is_bool else (
