@@ -162,6 +162,15 @@ def compare(python: Path | None, job: Path, work: Path, episodes: str, runs: int
     return summary
 
 
+def redaction_cost(job: Path, work: Path, runs: int, label: str) -> str:
+    times: dict[str, list[float]] = {"plain": [], "redacted": []}
+    for _ in range(runs):  # alternating, as above
+        times["plain"].append(ours(job, work / "x.parquet", "--no-redact")[0])
+        times["redacted"].append(ours(job, work / "x.parquet")[0])
+    plain, redacted = (statistics.median(times[k]) for k in ("plain", "redacted"))
+    return f"| {label} | | {plain:.2f} s vs {redacted:.2f} s | {100 * (redacted - plain) / plain:+.0f}% |"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=4000)
@@ -200,13 +209,10 @@ def main() -> None:
             else:
                 lines.append(f"| `--episodes {episodes}`, {o[2]} rows | n/a | {o[0]:.2f} s, "
                              f"{mb(o[1])} | n/a |")
-        times: dict[str, list[float]] = {"plain": [], "redacted": []}
-        for _ in range(args.runs):  # alternating, as above
-            times["plain"].append(ours(job, work / "x.parquet", "--no-redact")[0])
-            times["redacted"].append(ours(job, work / "x.parquet")[0])
-        plain, redacted = (statistics.median(times[k]) for k in ("plain", "redacted"))
-        lines.append(f"| redaction cost (`--no-redact` vs default) | | {plain:.2f} s vs {redacted:.2f} s "
-                     f"| {100 * (redacted - plain) / plain:+.0f}% |")
+        lines.append(redaction_cost(job, work, args.runs, "redaction cost (`--no-redact` vs default)"))
+        unique = make_job(work / "job-unique", args.trials, atif_only=True, unique=True)
+        lines.append(redaction_cost(unique, work, args.runs, "the same, no text repeated across trials"))
+        shutil.rmtree(unique)
         ours(job, work / "episode.parquet")
         ours(job, work / "trajectory.parquet", "--rows", "trajectory")
         # conversation text, not file bytes: this job repeats four trials, which Parquet's

@@ -5,7 +5,10 @@
 Trials are copies of the sample job's trials (both formats, or only the ATIF
 ones), renamed `<task>__b<N>`, with the job-level result.json listing each
 under its original reward or exception. With --steps S, ATIF trials are
-instead synthesized: S agent steps with tool calls, observations and metrics.
+instead synthesized: S agent steps with tool calls, observations and metrics. With
+--unique-texts, every message and observation of a copied ATIF trial ends with the
+trial's name, so that no text repeats across trials (a worst case for anything that
+remembers texts, such as redaction's remembered openings).
 """
 
 from __future__ import annotations
@@ -51,7 +54,27 @@ def synthetic_trajectory(steps: int, seed: int) -> dict:
                       "tool_definitions": tools}, "steps": out}
 
 
-def make_job(out: Path, trials: int, atif_only: bool = False, steps: int | None = None) -> Path:
+def unique_texts(trajectory: Path, name: str) -> None:
+    """Make every text of an ATIF trajectory its own: the trial's name appended to it."""
+    data = json.loads(trajectory.read_text())
+
+    def mark(content):
+        if isinstance(content, str):
+            return f"{content}\n[{name}]"
+        if isinstance(content, list):
+            return [dict(part, text=mark(part["text"])) if isinstance(part, dict) and isinstance(part.get("text"), str)
+                    else part for part in content]
+        return content
+
+    for step in data.get("steps", []):
+        step["message"] = mark(step.get("message"))
+        for result in (step.get("observation") or {}).get("results", []):
+            result["content"] = mark(result.get("content"))
+    trajectory.write_text(json.dumps(data))
+
+
+def make_job(out: Path, trials: int, atif_only: bool = False, steps: int | None = None,
+             unique: bool = False) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     outcomes = sample_outcomes()
     templates = sorted(p for p in SAMPLE.iterdir() if p.is_dir()
@@ -65,6 +88,8 @@ def make_job(out: Path, trials: int, atif_only: bool = False, steps: int | None 
         dest = out / name
         if steps is None:
             shutil.copytree(template, dest)
+            if unique and (dest / "agent" / "trajectory.json").exists():
+                unique_texts(dest / "agent" / "trajectory.json", name)
         else:
             shutil.copytree(template, dest, ignore=shutil.ignore_patterns("agent"))
             (dest / "agent").mkdir()
@@ -92,8 +117,9 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=1000)
     parser.add_argument("--atif-only", action="store_true")
     parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument("--unique-texts", action="store_true")
     args = parser.parse_args()
-    make_job(args.out, args.trials, args.atif_only, args.steps)
+    make_job(args.out, args.trials, args.atif_only, args.steps, args.unique_texts)
     print(args.out)
 
 

@@ -266,3 +266,37 @@ def test_instruction_scanned_unless_a_first_turn_holds_it():
         redactor.trace(trace)
         assert trace.instruction == "solve it [REDACTED:huggingface]"
         assert secret not in turns[0].text
+
+
+def test_openings_remembered_across_trials_never_hide_a_secret(monkeypatch):
+    """A conversation's opening (system prompt, first user turn, tool definitions) is scanned
+    once per process and remembered: a later trial with the same opening is still redacted
+    there and in its other texts, and the memory is forgotten past its bound."""
+    from harbor_hooks.pipeline import redact
+    from harbor_hooks.readers.trace import Conversation, Episode, ToolCall, TrialTrace, Turn
+
+    secret, other = "hf_" + "x" * 34, "ghp_" + "y" * 36
+    system = f"you are an agent; HF token {secret}"
+    tools = [{"name": "bash", "description": f"uses {other}"}]
+
+    def trial(reply: str) -> tuple[TrialTrace, list[Turn]]:
+        turns = [Turn("system", "system", system), Turn("user", "user", "clean task"),
+                 Turn("assistant", "assistant", reply, tool_calls=[ToolCall("c1", "bash", {"cmd": "ls"})])]
+        conversation = Conversation("main", "a", "m", "p", [Episode(0, turns)], tool_definitions=tools)
+        return TrialTrace("atif", [conversation], instruction="clean task"), turns
+
+    redactor = redact.Redactor()
+    remembered = redactor._openings
+    remembered.clear()
+    remembered.chars = 0
+    for reply in ("nothing here", f"and {other} again", "nothing here"):
+        trace, turns = trial(reply)
+        redactor.trace(trace)
+        assert secret not in turns[0].text and "[REDACTED:huggingface]" in turns[0].text
+        assert other not in json.dumps(trace.conversations[0].tool_definitions)
+        assert other not in turns[2].text
+    assert system in remembered and "clean task" in remembered
+    assert remembered[system] and not remembered["clean task"]  # rules found, none
+    monkeypatch.setattr(redact, "OPENINGS_CHARS", 100)
+    assert redactor._opening_indexes("z" * 60) == frozenset()
+    assert list(remembered) == ["z" * 60] and remembered.chars == 60

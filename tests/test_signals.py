@@ -20,8 +20,9 @@ from make_job import make_job  # noqa: E402
 
 @pytest.fixture(scope="module")
 def big_job(tmp_path_factory) -> Path:
-    # --episodes all over 6,000 trials: several seconds of work on 2 cores
-    return make_job(tmp_path_factory.mktemp("signals") / "job", 6000, atif_only=True)
+    # --episodes all over 6,000 trials, no text repeated across them (none is remembered):
+    # several seconds of work on 2 cores
+    return make_job(tmp_path_factory.mktemp("signals") / "job", 6000, atif_only=True, unique=True)
 
 
 def leftovers(folder: Path) -> list[str]:

@@ -25,9 +25,11 @@ PLACEHOLDER = "[REDACTED:{}]"
 SECRET_NAME = re.compile(secrets.SECRET_NAME)
 SECRET_VALUE = re.compile(secrets.SECRET_VALUE, re.S)
 WRAP_MIN = 60  # a line this long may end where a terminal wrapped it
+OPENINGS_CHARS = 1 << 22  # the conversations' openings remembered per process (see Redactor.trace)
 # what a terminal shows differently from what it was sent: colours and cursor moves (ANSI
 # escape sequences), carriage returns, and text JSON-escaped as \uXXXX
 _NOISE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])|\r\n?|\\u([0-9a-fA-F]{4})")
+_ESCAPED = re.compile(r"\\u").search
 _WRAP = re.compile(r"\n(?<=[^\n]{%d}\n)" % WRAP_MIN)  # the end of a long line (found by its \n first)
 
 
@@ -35,7 +37,8 @@ class Redactor:
     """Replaces secrets in texts and counts them per kind (in .counts)."""
 
     def __init__(self, extra_patterns: list[str] | tuple[str, ...] = ()):
-        self._rules, self._triggers, self._by_literal = _compile(tuple(extra_patterns))
+        self._rules, self._triggers, self._by_literal, self._openings = _compile(tuple(extra_patterns))
+        self._custom = [(i, rule[1]) for i, rule in enumerate(self._rules) if rule[0] == "custom"]
         self.counts: Counter = Counter()
 
     def text(self, value: str, rules: list | None = None, plain: bool = False) -> str:
@@ -75,11 +78,15 @@ class Redactor:
     def rules_for(self, texts: list[str]) -> list:
         """The rules whose trigger occurs somewhere in texts (or in a text as a terminal
         shows it), in their order: one scan of them all for every rule's triggers."""
-        joined = "\0".join(texts)
-        return self._rules_in(_joined_lines("\0".join(_shown_view(t)[0] for t in texts) if _noisy(joined) else joined))
+        return [self._rules[i] for i in sorted(self._indexes_in(texts))]
 
-    def _rules_in(self, joined: str) -> list:
-        indexes = set()
+    def _indexes_in(self, texts: list[str]) -> set[int]:
+        """The indexes of the rules whose trigger occurs in texts: one scan of them joined."""
+        joined = "\0".join(texts)
+        if _noisy(joined):
+            joined = "\0".join(_shown_view(t)[0] for t in texts)
+        joined = _joined_lines(joined)
+        indexes: set[int] = set()
         for scan, members in self._triggers:
             for match in scan.finditer(joined):
                 # the scan names one trigger at a place; others may stand there too ("-p" and
@@ -88,8 +95,17 @@ class Redactor:
                 for literal, offset in members:
                     if joined.startswith(literal, at - offset):
                         indexes.update(self._by_literal[literal])
-        indexes.update(i for i, rule in enumerate(self._rules) if rule[0] == "custom" and rule[1](joined))
-        return [self._rules[i] for i in sorted(indexes)]
+        indexes.update(i for i, finds in self._custom if finds(joined))
+        return indexes
+
+    def _opening_indexes(self, text: str) -> frozenset[int]:
+        """_indexes_in for a text that opens a conversation (a system prompt, a task's
+        instruction, tool definitions): each trial of a task or an agent repeats them, so
+        each is scanned once per process and remembered (up to OPENINGS_CHARS of them)."""
+        found = self._openings.get(text)
+        if found is None:
+            found = self._openings.remember(text, frozenset(self._indexes_in([text])))
+        return found
 
     def value(self, value: Any, rules: list | None = None) -> Any:
         """Redact every string inside a JSON value (tool-call arguments, tool definitions):
@@ -118,33 +134,32 @@ class Redactor:
 
     def trace(self, trace: TrialTrace, turns: list[Turn] | None = None, extra: list[str] = ()) -> list[str]:
         """Redact a trial's texts in place, each turn once (episodes share turns); and the
-        extra strings (its metadata), returned redacted: one trigger scan for all of them."""
+        extra strings (its metadata), returned redacted: one trigger scan for all of them
+        (the conversations' openings remembered, see _opening_indexes)."""
         turns = trace.unique_turns() if turns is None else turns
+        openings = _openings(trace)
         texts = list(extra)
-        instruction = trace.instruction
-        # the instruction is the text of one of the first messages, stripped: scanned as part
-        # of that turn (it was a quarter of a short trial's text)
-        if instruction and not any(instruction in turn.text for turn in turns[:3]):
-            texts.append(instruction)
+        add = texts.append
         for turn in turns:
             if turn.results:  # a tool turn's text is its results joined: scanned once, as them
-                texts.extend(t for _, t in turn.results)
-                texts.extend(cid for cid, _ in turn.results if cid)
+                for call_id, text in turn.results:
+                    add(text)
+                    add(call_id or "")
             else:
-                texts.append(turn.text)
-            texts.append(turn.reasoning or "")
+                add(turn.text)
+            if turn.reasoning:
+                add(turn.reasoning)
             for call in turn.tool_calls:
                 texts += (_json(call.arguments), call.name or "", call.id or "")
-        texts.extend(_json(c.tool_definitions) for c in trace.conversations if c.tool_definitions)
         # each text scanned once: subagents and continued segments repeat their first prompts
-        # and tool definitions (a third of the benchmark job's text); hashing a text costs a
-        # fifteenth of scanning it
-        unique = list(dict.fromkeys(texts))
-        joined = "\0".join(unique)
-        plain = not _noisy(joined)  # most trials: no text needs a view, none is made
-        rules = self._rules_in(_joined_lines(joined if plain else "\0".join(_shown_view(t)[0] for t in unique)))
-        if not rules:
+        # (hashing a text costs a fifteenth of scanning it)
+        indexes = self._indexes_in([t for t in dict.fromkeys(texts) if t not in openings])
+        for text in openings:
+            indexes |= self._opening_indexes(text)
+        if not indexes:
             return list(extra)
+        rules = [self._rules[i] for i in sorted(indexes)]
+        plain = not any(map(_noisy, texts))
         for conversation in trace.conversations:
             if conversation.tool_definitions:
                 conversation.tool_definitions = self.value(conversation.tool_definitions, rules)
@@ -164,6 +179,34 @@ class Redactor:
                 call.name = call.name and self.text(call.name, rules)
                 call.id = call.id and self.text(call.id, rules)
         return [self.text(value, rules, plain) for value in extra]
+
+
+def _openings(trace: TrialTrace) -> dict[str, None]:
+    """The texts a trial shares with the other trials of its task or agent: the instruction,
+    tool definitions, and each conversation's leading system and user turns."""
+    found = {trace.instruction or "": None}
+    for conversation in trace.conversations:
+        if conversation.tool_definitions:
+            found[_json(conversation.tool_definitions)] = None
+        for turn in conversation.episodes[0].turns if conversation.episodes else ():
+            if turn.role != "system" and turn.role != "user":
+                break
+            found[turn.text] = None
+    return found
+
+
+class _Remembered(dict):
+    """text -> the indexes of the rules it triggers, forgotten all at once past OPENINGS_CHARS."""
+
+    chars = 0
+
+    def remember(self, text: str, indexes: frozenset[int]) -> frozenset[int]:
+        if self.chars + len(text) > OPENINGS_CHARS:
+            self.clear()
+            self.chars = 0
+        self[text] = indexes
+        self.chars += len(text)
+        return indexes
 
 
 def _secret_span(match: re.Match, groups: tuple[str, ...]) -> tuple[int, int]:
@@ -198,8 +241,8 @@ def _shown_view(value: str) -> tuple[str, int]:
 
 
 def _noisy(value: str) -> bool:
-    # three literal searches: a third of the time of one regex alternation over the text
-    return "\x1b" in value or "\r" in value or "\\u" in value
+    # single characters are found by memchr; a two-character `in` costs as much as a regex
+    return "\x1b" in value or "\r" in value or ("\\" in value and _ESCAPED(value) is not None)
 
 
 def _joined_lines(text: str) -> str:
@@ -261,8 +304,9 @@ def _as_json(value: str) -> Any:
 
 
 @functools.lru_cache(maxsize=8)
-def _compile(extra_patterns: tuple[str, ...]) -> tuple[list, Any, dict[str, set[int]]]:
-    """(rules, the scan for every trigger, trigger -> the rules it calls for), compiled once
+def _compile(extra_patterns: tuple[str, ...]) -> tuple[list, Any, dict[str, set[int]], _Remembered]:
+    """(rules, the scan for every trigger, trigger -> the rules it calls for, the openings
+    scanned), compiled once
     per process (a worker makes a Redactor per task; forked workers inherit them compiled).
     A rule is (kind, whether a text holds one of its triggers, regex, secret groups)."""
     rules = []
@@ -280,7 +324,7 @@ def _compile(extra_patterns: tuple[str, ...]) -> tuple[list, Any, dict[str, set[
     for pattern in extra_patterns:
         regex = re.compile(pattern)
         rules.append(("custom", regex.search, regex, ()))
-    return rules, scans, by_literal
+    return rules, scans, by_literal, _Remembered()
 
 
 # characters a scan may stop at, rarest in agent traces first: a scan is one pass over the
