@@ -128,12 +128,25 @@ class ExportOptions(_Options):
         False, description="Add a verifier_output column (test-stdout.txt then test-stderr.txt).")
     embed_tools: Annotated[bool, Option(aliases=("embed_tools_in_conversation",))] = Field(
         True, description="harbor schema: the tool definitions in a <tools> block before the first user message.")
-    schema: Literal["harbor", "messages", "llamafactory"] = Field(
-        "harbor", description="Row schema: Harbor's, OpenAI/TRL messages, or LLaMA-Factory sharegpt.")
+    schema: Literal["harbor", "messages", "llamafactory", "prompt-completion"] = Field(
+        "harbor", description="Row schema: Harbor's, OpenAI/TRL messages, LLaMA-Factory sharegpt, "
+                              "or TRL's prompt-completion.")
     rows: Literal["episode", "trajectory"] = Field(
         "episode", description="One row per episode prefix (Harbor's), or one per whole conversation.")
     reasoning: Literal["field", "inline"] = Field(
         "field", description="messages schema: reasoning_content, or <think> tags in the content.")
+    train_on: Literal["all", "last"] = Field(
+        "all", description="Which assistant turns of a row carry loss: a train flag on each (messages, "
+                           "llamafactory), the completion (prompt-completion).")
+    alternate_roles: bool = Field(
+        False, description="Strict user/assistant alternation (Mistral, Gemma): neighbours of one role "
+                           "merged, a later system message made user text, 9-character call ids (counted).")
+    tokenizer: Path | None = Field(
+        None, description="A local tokenizer folder: add input_ids, labels (-100 but on trained "
+                          "assistant tokens) and n_tokens columns.")
+    max_tokens: int | None = Field(None, ge=1, description="With --tokenizer: drop rows of more tokens (counted).")
+    token_ids: bool = Field(
+        False, description="Keep ATIF's prompt_token_ids, completion_token_ids and logprobs as columns.")
     images: Literal["placeholder", "keep"] = Field(
         "placeholder", description="ATIF images as [image: path] text (counted), or an images column.")
     splits: Annotated[bool, Option(commands=("export", "run"))] = Field(
@@ -148,6 +161,15 @@ class ExportOptions(_Options):
     task: Annotated[Globs, Option(aliases=("task_filter", "tasks"))] = Field(
         description="Keep trials of matching tasks (glob; repeatable).")
     exclude_exceptions: bool = Field(False, description="Drop trials that ended in an exception.")
+    max_per_task: int | None = Field(
+        None, ge=1, description="Keep at most this many trials of each task, drawn with --seed (counted).")
+    val_fraction: float | None = Field(
+        None, gt=0, lt=1, description="Put this fraction of the tasks, drawn with --seed, in a validation split.")
+    seed: int = Field(0, description="Seed of --max-per-task and --val-fraction draws.")
+    decontaminate: Path | None = Field(
+        None, description="Drop rows whose instruction shares an n-gram with a prompt of this JSONL or "
+                          "text file (benchmark prompts; counted).")
+    decontaminate_ngram: int = Field(8, ge=1, description="Words per n-gram of --decontaminate.")
     dedupe: bool = Field(False, description="Drop rows whose conversation repeats an earlier row's (counted).")
     redact: bool = Field(True, description="Replace secrets (API keys, tokens, private keys) in rows.")
     redact_patterns: Annotated[Globs, Option()] = Field(
@@ -159,6 +181,28 @@ class ExportOptions(_Options):
     engine: Literal["local", "ray"] = Field(
         "local", description="local worker processes, or Ray on a cluster (paths or fsspec URLs).")
     ray_address: str | None = Field(None, description="--engine ray: join this cluster (else start a local one).")
+
+    @field_validator("decontaminate")
+    @classmethod
+    def _readable_file(cls, value: Path | None) -> Path | None:
+        if value is not None and not os.path.isfile(value):
+            raise ValueError(f"{value}: no such file")
+        return value
+
+    @field_validator("tokenizer")
+    @classmethod
+    def _local_folder(cls, value: Path | None) -> Path | None:
+        if value is not None and not os.path.isdir(value):
+            raise ValueError(f"{value}: no such folder (a local tokenizer folder; never fetched from a hub)")
+        return value
+
+    @model_validator(mode="after")
+    def _tokens_need_a_tokenizer(self) -> "ExportOptions":
+        if self.max_tokens is not None and self.tokenizer is None:
+            raise ValueError("--max-tokens counts tokens: give --tokenizer too")
+        if self.tokenizer is not None and self.schema not in ("messages", "prompt-completion"):
+            raise ValueError("--tokenizer renders chat messages: use --schema messages or prompt-completion")
+        return self
 
     @field_validator("redact_patterns")
     @classmethod

@@ -91,7 +91,7 @@ def plan_export(roots: str | os.PathLike | list[str | os.PathLike], export: Expo
     pushes = check_push_ready(push)
     split_by = split_by_of(export, push, by_source)
     target = os.fspath(output.output) if output.output is not None else None
-    splits = fixed_splits(split_by)
+    splits = fixed_splits(split_by, export.val_fraction is not None)
     streamed = target is not None and output.kind != "dir" and "://" not in target and splits is not None
     if target is not None:
         from harbor_hooks.outputs.files import written_files

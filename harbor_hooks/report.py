@@ -72,6 +72,7 @@ class ExportReport:
     skips: list[Skip] = field(default_factory=list)
     filtered: Counter = field(default_factory=Counter)  # option -> trials or rows it dropped
     redactions: Counter = field(default_factory=Counter)
+    reshaped: Counter = field(default_factory=Counter)  # what a row's layout changed, counted
     images: int = 0
     notes: list[str] = field(default_factory=list)
     # (kind, path, reason group) -> skips of it: past MAX_ALIKE only counted, so that a file
@@ -96,6 +97,7 @@ class ExportReport:
         self.alike.update({key: n for key, n in other.alike.items() if n > MAX_ALIKE})
         self.filtered.update(other.filtered)
         self.redactions.update(other.redactions)
+        self.reshaped.update(other.reshaped)
         self.images += other.images
         self.notes.extend(other.notes)
 
@@ -123,6 +125,7 @@ class ExportReport:
             "skipped_counts": {f"{k}: {r}": n for (k, r), n in sorted(self.skip_counts().items())},
             "filtered": dict(sorted(self.filtered.items())),
             "redactions": dict(sorted(self.redactions.items())),
+            "reshaped": dict(sorted(self.reshaped.items())),
             "images_replaced": self.images,
             "notes": [printable(n) for n in self.notes],
         }
@@ -154,6 +157,8 @@ class ExportReport:
                 f"redacted {total} secrets: "
                 + ", ".join(f"{k}={v}" for k, v in sorted(self.redactions.items()))
             )
+        if self.reshaped:
+            lines.append("reshaped: " + ", ".join(f"{v} {k}" for k, v in sorted(self.reshaped.items())))
         if self.images:
             lines.append(f"{self.images} images replaced by a text placeholder")
         lines.extend(printable(n) for n in self.notes[:MAX_NOTES])

@@ -102,7 +102,7 @@ def test_aliases_reach_the_canonical_name(monkeypatch):
     assert (options.instruction_metadata, options.sharegpt, options.subagents) == (True, True, False)
 
 
-BAD = [("schema", "bogus", "invalid option 'schema': Input should be 'harbor', 'messages' or 'llamafactory', got 'bogus'"),
+BAD = [("schema", "bogus", "invalid option 'schema': Input should be 'harbor', 'messages', 'llamafactory' or 'prompt-completion', got 'bogus'"),
        ("max_turns", -1, "invalid option 'max_turns': Input should be greater than or equal to 0, got '-1'"),
        ("redact_patterns", ["("], "invalid option 'redact_patterns': '(' is not a regular expression")]
 

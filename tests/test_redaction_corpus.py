@@ -141,8 +141,8 @@ def test_arguments_stay_structured_and_placeholders_name_the_kind(exported):
     rows = [json.loads(line) for line in (base / "out.jsonl").read_text().splitlines()]
     row = next(r for r in rows if r["trial_name"] == "t__000")
     calls = [m for m in row["messages"] if m["role"] == "assistant"][0]["tool_calls"]
-    assert json.loads(calls[0]["function"]["arguments"]) == {"cmd": "export OPENAI_API_KEY=[REDACTED:openai]"}
-    assert "[REDACTED:" in json.loads(calls[1]["function"]["arguments"])
+    assert calls[0]["function"]["arguments"] == {"cmd": "export OPENAI_API_KEY=[REDACTED:openai]"}
+    assert "[REDACTED:" in json.dumps(calls[1]["function"]["arguments"])
 
 
 def test_ordinary_text_is_left_alone(tmp_path):
@@ -157,7 +157,7 @@ def test_ordinary_text_is_left_alone(tmp_path):
     for n, (description, line) in enumerate(corpus.NEGATIVES):
         messages = rows[f"n__{n:03d}", "episode-1"]["messages"]
         assert [m["content"] for m in messages][:3] == [line, line, line], description
-        assert json.loads(messages[1]["tool_calls"][0]["function"]["arguments"]) == {"cmd": line}
+        assert messages[1]["tool_calls"][0]["function"]["arguments"] == {"cmd": line}
 
 
 def test_no_secret_reaches_the_pushed_card(tmp_path):

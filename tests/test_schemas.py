@@ -52,14 +52,14 @@ def test_messages_schema_tool_calls_and_results(messages_rows):
                                          "tool", "assistant", "tool", "assistant"]
     calls = {c["id"]: c for m in last if m["tool_calls"] for c in m["tool_calls"]}
     answered = [m["tool_call_id"] for m in last if m["role"] == "tool"]
-    assert answered == ["toolu_02", "toolu_01", "toolu_03", "toolu_04"]
+    assert answered == ["toolu_01", "toolu_02", "toolu_03", "toolu_04"]  # in call order (observed 02 first)
     assert set(answered) <= set(calls)
     assert calls["toolu_01"]["type"] == "function"
-    assert calls["toolu_01"]["function"] == {"name": "bash", "arguments": '{"cmd": "cat tests/test_math.py"}'}
-    assert last[3]["content"] == "def add(a, b):\n    return a - b\n"  # paired by id, not order
+    assert calls["toolu_01"]["function"] == {"name": "bash", "arguments": {"cmd": "cat tests/test_math.py"}}
+    assert last[4]["content"] == "def add(a, b):\n    return a - b\n"  # toolu_02's, paired by id
     assert last[2]["reasoning_content"] == "First inspect both files."
     assert last[6]["content"] == "Edited src/math.py: 1 replacement."  # both content parts
-    tools = json.loads(messages_rows[0]["tools"])
+    tools = messages_rows[0]["tools"]  # a list of objects
     assert [t["function"]["name"] for t in tools] == ["bash", "edit_file", "submit"]
     assert messages_rows[-1]["n_tool_calls"] == 5 and messages_rows[-1]["prompt_tokens"] == 4450
 
@@ -84,8 +84,7 @@ def test_chat_template_renders_messages_with_tools(messages_rows):
     tokenizer = transformers.PreTrainedTokenizerFast(tokenizer_object=backend,
                                                      chat_template=TEMPLATE.read_text())
     row = messages_rows[-1]
-    rendered = tokenizer.apply_chat_template(row["messages"], tools=json.loads(row["tools"]),
-                                             tokenize=False)
+    rendered = tokenizer.apply_chat_template(row["messages"], tools=row["tools"], tokenize=False)
     assert rendered.count("<|im_start|>assistant") == 4
     assert '<tool_call id="toolu_03">\n{"name": "edit_file", "arguments": {"path": "src/math.py"' in rendered
     assert '<tool_response id="toolu_02">\ndef add(a, b):' in rendered
@@ -116,7 +115,7 @@ def test_llamafactory_layout():
 
 
 def test_each_schema_on_the_sample_job(tmp_path):
-    for schema in ("harbor", "messages", "llamafactory"):
+    for schema in ("harbor", "messages", "llamafactory", "prompt-completion"):
         out = tmp_path / f"{schema}.jsonl"
         proc = run_cli("traces", "export", "--sample", "--schema", schema, "-o", str(out), check=True)
         assert "Exported 35 rows" in proc.stdout
@@ -124,7 +123,7 @@ def test_each_schema_on_the_sample_job(tmp_path):
     terminus = [r for r in rows if r["trial_name"] == "fix-git__Ep1s0dA"][-1]["messages"]
     # episode-folder (terminus) agents have no structured tool calls: plain assistant text
     assert {m["role"] for m in terminus} == {"user", "assistant"}
-    assert all(m["tool_calls"] is None for m in terminus)
+    assert all("tool_calls" not in m for m in terminus)  # JSONL: no null keys
 
 
 def test_trajectory_rows_are_whole_conversations_and_smaller():

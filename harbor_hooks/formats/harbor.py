@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from typing import Any
 
 import pyarrow as pa
@@ -31,7 +32,8 @@ def assistant_text(turn: Turn) -> str:
     return "\n".join(parts)
 
 
-def render(turns: list[Turn], conversation: Conversation, opts: ExportOptions) -> list[list[dict[str, Any]]]:
+def render(turns: list[Turn], conversation: Conversation, opts: ExportOptions,
+           counts: Counter) -> list[list[dict[str, Any]]]:
     """One message per turn, as Harbor renders it."""
     tools = conversation.tool_definitions
     out = []
@@ -50,7 +52,12 @@ def sharegpt(messages: list[dict[str, str]]) -> list[dict[str, str]]:
     return [{"from": SHAREGPT_ROLES.get(m["role"], m["role"]), "value": m["content"]} for m in messages]
 
 
-def columns(messages: list[dict[str, Any]], tools_json: str | None, opts: ExportOptions) -> dict[str, Any]:
+def tools_column(tools: list[Any]) -> str:
+    return dumps(tools)
+
+
+def columns(messages: list[dict[str, Any]], tools_json: str | None, opts: ExportOptions,
+            counts: Counter) -> dict[str, Any]:
     row = {"conversations": messages, "tool_definitions": tools_json}
     if opts.sharegpt:
         row["conversations_sharegpt"] = sharegpt(messages)

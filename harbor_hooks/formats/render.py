@@ -6,11 +6,12 @@ so its messages are a slice of the conversation's rendered messages.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from harbor_hooks.formats import FORMATS
-from harbor_hooks.formats.text import dumps
 from harbor_hooks.options import ExportOptions
+from harbor_hooks.readers.atif import TOKEN_ID_KEYS
 from harbor_hooks.readers.meta import TrialMeta
 from harbor_hooks.readers.trace import Conversation, Episode, TrialTrace, Turn
 
@@ -53,36 +54,38 @@ class _Rendered:
     """A conversation's turns rendered once; an episode whose turns are a prefix of them
     takes a slice instead of rendering again."""
 
-    def __init__(self, render, conversation: Conversation, opts: ExportOptions):
-        self.render, self.conversation, self.opts = render, conversation, opts
+    def __init__(self, fmt, conversation: Conversation, opts: ExportOptions, counts: Counter):
+        self.render, self.conversation, self.opts, self.counts = fmt.render, conversation, opts, counts
         self.base = max(conversation.episodes, key=lambda e: len(e.turns)).turns
-        self.per_turn = render(self.base, conversation, opts)
+        self.per_turn = self.render(self.base, conversation, opts, counts)
         self.ends = [0]
         for messages in self.per_turn:
             self.ends.append(self.ends[-1] + len(messages))
         self.flat = [m for messages in self.per_turn for m in messages]
         tools = conversation.tool_definitions
-        self.tools_json = dumps(tools) if tools else None
+        self.tools = fmt.tools_column(tools) if tools else None
 
     def messages(self, episode: Episode) -> list[dict[str, Any]]:
         n = len(episode.turns)
         if n <= len(self.base) and (n == 0 or episode.turns[n - 1] is self.base[n - 1]):
             return self.flat[:self.ends[n]]
-        return [m for ms in self.render(episode.turns, self.conversation, self.opts) for m in ms]
+        return [m for ms in self.render(episode.turns, self.conversation, self.opts, self.counts) for m in ms]
 
 
 def render_rows(selected: list[tuple[Conversation, Episode]], trace: TrialTrace, meta: TrialMeta,
                 opts: ExportOptions, source_path: str, verifier_output: str | None,
-                images: dict[str, bytes] | None = None) -> list[dict[str, Any]]:
-    """The rows of the selected (conversation, episode) pairs of a trial."""
+                images: dict[str, bytes] | None = None, counts: Counter | None = None) -> list[dict[str, Any]]:
+    """The rows of the selected (conversation, episode) pairs of a trial; what was reshaped
+    on the way (results with no call, merged messages) counted in counts."""
+    counts = Counter() if counts is None else counts
     fmt = FORMATS[opts.schema]
     cache: dict[int, _Rendered] = {}
     rows = []
     for conversation, episode in selected:
         rendered = cache.get(id(conversation))
         if rendered is None:
-            rendered = cache[id(conversation)] = _Rendered(fmt.render, conversation, opts)
-        row = fmt.columns(rendered.messages(episode), rendered.tools_json, opts)
+            rendered = cache[id(conversation)] = _Rendered(fmt, conversation, opts, counts)
+        row = fmt.columns(rendered.messages(episode), rendered.tools, opts, counts)
         n_turns, n_calls, prompt_tokens, completion_tokens = _counts(episode.turns)
         row.update({
             "agent": conversation.agent,
@@ -107,6 +110,9 @@ def render_rows(selected: list[tuple[Conversation, Episode]], trace: TrialTrace,
             row["instruction"] = trace.instruction
         if opts.verifier_metadata:
             row["verifier_output"] = verifier_output
+        if opts.token_ids:  # one entry per assistant turn of the row (None where the step had none)
+            found = [t.token_ids or {} for t in episode.turns if t.role == "assistant"]
+            row.update({key: [ids.get(key) for ids in found] for key in TOKEN_ID_KEYS})
         if images is not None:  # in the order the row's text shows their placeholders
             row["images"] = [{"bytes": images[p], "path": p}
                              for t in episode.turns for p in t.images if p in images]

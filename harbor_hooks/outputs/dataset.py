@@ -24,7 +24,7 @@ def to_dataset(result: ExportResult) -> "Dataset | DatasetDict":
     """A Dataset memory-mapped from the shards (a DatasetDict when the export has splits)."""
     from datasets import DatasetDict
 
-    if result.split_by is None:
+    if result.split_by is None and list(result.shards) == ["train"]:
         dataset = _split_dataset(result.shards["train"], result.schema)
     else:
         dataset = DatasetDict({name: _split_dataset(paths, result.schema)

@@ -11,6 +11,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
+from typing import Any
 from contextlib import ExitStack, contextmanager
 
 import orjson
@@ -93,12 +94,39 @@ def _json_default(value: object) -> str:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
+def _plain(typ: pa.DataType) -> Callable[[Any], Any] | None:
+    """How a value of typ becomes plain JSON, or None when it already is: a JSON column's
+    text written as the JSON it holds, and an object inside a list (a message, a tool
+    call) without its null keys."""
+    if isinstance(typ, pa.JsonType):
+        return lambda v: v if v is None else orjson.Fragment(v)
+    if pa.types.is_list(typ) or pa.types.is_large_list(typ):
+        inner = _plain(typ.value_type) if not pa.types.is_struct(typ.value_type) else _object(typ.value_type)
+        return None if inner is None else lambda v: v if v is None else [inner(x) for x in v]
+    if pa.types.is_struct(typ):
+        fields = {f.name: conv for f in typ if (conv := _plain(f.type)) is not None}
+        return (lambda v: v if v is None else {k: fields[k](x) if k in fields else x for k, x in v.items()}) \
+            if fields else None
+    return None
+
+
+def _object(typ: pa.StructType) -> Callable[[Any], Any]:
+    fields = {f.name: conv for f in typ if (conv := _plain(f.type)) is not None}
+    return lambda v: v if v is None else {k: fields[k](x) if k in fields else x for k, x in v.items()
+                                          if x is not None}
+
+
 class _JsonlFile:
     def __init__(self, path: str, schema: pa.Schema | None):
         self.fh = open(path, "wb")
+        self.columns: dict[str, Callable[[Any], Any]] = {} if schema is None else \
+            {f.name: conv for f in schema if (conv := _plain(f.type)) is not None}
 
     def add(self, batch: pa.RecordBatch) -> None:
         for row in batch.to_pylist():
+            for name, conv in self.columns.items():
+                if name in row:
+                    row[name] = conv(row[name])
             self.fh.write(orjson.dumps(row, default=_json_default))
             self.fh.write(b"\n")
 

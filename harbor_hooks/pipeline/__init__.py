@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from harbor_hooks.errors import SettingsError
 from harbor_hooks.formats import row_schema
 from harbor_hooks.options import ExportOptions
+from harbor_hooks.pipeline.sampling import VALIDATION, draw, draws_needed
 from harbor_hooks.pipeline.shards import ExportResult, TaskResult, drop_duplicates, merge_results
 from harbor_hooks.readers.discover import is_url, iter_trial_dirs, iter_trial_urls
 from harbor_hooks.report import ExportReport
@@ -45,6 +46,12 @@ def trial_batches(roots: list[str], recursive: bool,
         if report.trials_found == found and not recursive:
             report.notes.append(f"{root} is not a trial directory (it has no agent/ folder); "
                                 "use --recursive to export the trials under it")
+
+
+def whole_job(opts: ExportOptions) -> bool:
+    """Whether rows can be written out only once every task is done (duplicates and draws
+    are decided across the job)."""
+    return opts.dedupe or draws_needed(opts)
 
 
 def _engine(opts: ExportOptions, roots: list[str]):
@@ -88,7 +95,7 @@ def run_export(
         done_trials += n_trials
         if on_progress:
             on_progress(done_trials, report.trials_found)
-        if on_shards is not None and not opts.dedupe:
+        if on_shards is not None and not whole_job(opts):
             on_shards(result.paths)
 
     try:
@@ -96,13 +103,17 @@ def run_export(
         shards = merge_results(results, report, split_by)
         if opts.dedupe:
             drop_duplicates(shards, report)  # in place: each task's shards keep their paths
-            if on_shards is not None:
-                for result in results:
-                    on_shards(result.paths)
+        if draws_needed(opts):
+            draw(shards, report, opts)  # in place, and the validation rows in shards of their own
+        if on_shards is not None and whole_job(opts):
+            for result in results:
+                on_shards(result.paths)
+            if VALIDATION in shards:
+                on_shards({VALIDATION: path for path in shards[VALIDATION]})
     except BaseException:
         if own_workdir:
             shutil.rmtree(workdir, ignore_errors=True)
         raise
-    if split_by is None:
+    if split_by is None and opts.val_fraction is None:
         report.rows_by_split = {}
     return ExportResult(shards, report, workdir, row_schema(opts), opts, split_by)

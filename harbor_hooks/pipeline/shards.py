@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 import pyarrow as pa
 
 from harbor_hooks.formats import row_schema
+from harbor_hooks.formats.arrow import storage_schema
 from harbor_hooks.options import ExportOptions
 from harbor_hooks.pipeline.transform import DEDUPE_KEY, task_rows
 from harbor_hooks.report import ExportReport
@@ -22,10 +23,11 @@ ROWS_PER_BATCH = 1000
 BYTES_PER_BATCH = 32 << 20
 
 
-def fixed_splits(split_by: str | None) -> list[str] | None:
+def fixed_splits(split_by: str | None, validation: bool = False) -> list[str] | None:
     """The splits of every export split so, rows or none (None: the splits are the trace
-    sources found)."""
-    return {None: ["train"], "outcome": ["success", "failure"]}.get(split_by)
+    sources found); validation: with a validation split (--val-fraction)."""
+    splits = {None: ["train"], "outcome": ["success", "failure"]}.get(split_by)
+    return splits + ["validation"] if splits is not None and validation else splits
 
 
 def shard_schema(opts: ExportOptions) -> pa.Schema:
@@ -38,6 +40,7 @@ class ShardWriter:
 
     def __init__(self, directory: str, stem: str, schema: pa.Schema, report: ExportReport):
         self.directory, self.stem, self.schema, self.report = directory, stem, schema, report
+        self.storage = storage_schema(schema)  # rows are converted to it, then cast to schema
         self._pending: dict[str, list[dict[str, Any]]] = {}
         self._pending_bytes: dict[str, int] = {}
         self._writers: dict[str, tuple[Any, Any, str]] = {}
@@ -60,14 +63,18 @@ class ShardWriter:
             sink = pa.OSFile(path, "wb")
             self._writers[split] = (sink, pa.ipc.new_stream(sink, self.schema), path)
         try:
-            batch = pa.RecordBatch.from_pylist(rows, schema=self.schema)
+            batch = self._batch(rows)
         except (pa.ArrowException, UnicodeError, OverflowError, TypeError, ValueError):
             rows = self._convertible(rows)
-            batch = pa.RecordBatch.from_pylist(rows, schema=self.schema)
+            batch = self._batch(rows)
         self._writers[split][1].write_batch(batch)
         self.rows[split] = self.rows.get(split, 0) + len(rows)
         self._pending[split] = []
         self._pending_bytes[split] = 0
+
+    def _batch(self, rows: list[dict[str, Any]]) -> pa.RecordBatch:
+        batch = pa.RecordBatch.from_pylist(rows, schema=self.storage)
+        return batch if self.storage is self.schema else batch.cast(self.schema)
 
     def _convertible(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The rows Arrow can hold, one by one; each other one skipped and counted (a value
@@ -75,7 +82,7 @@ class ShardWriter:
         kept = []
         for row in rows:
             try:
-                pa.RecordBatch.from_pylist([row], schema=self.schema)
+                self._batch([row])
             except (pa.ArrowException, UnicodeError, OverflowError, TypeError, ValueError) as exc:
                 self.report.skip("row", str(row.get("source_path")),
                                  f"{row.get('episode')} ({row.get('trace_source')}) cannot be stored: "

@@ -14,9 +14,12 @@ from typing import Any
 import orjson
 
 from harbor_hooks.errors import TraceReadError
+from harbor_hooks.formats import row_messages
 from harbor_hooks.formats.render import render_rows, selected_episodes
 from harbor_hooks.options import ExportOptions
 from harbor_hooks.pipeline.redact import Redactor
+from harbor_hooks.pipeline.sampling import contaminated
+from harbor_hooks.pipeline.tokens import add_token_columns, load_tokenizer
 from harbor_hooks.readers.atif import has_trajectory, read_atif_trial
 from harbor_hooks.readers.episodes import episode_dirs, read_episode_trial
 from harbor_hooks.readers.files import ReadLimits, TrialFiles
@@ -43,7 +46,8 @@ def _verifier_output(trial_dir: str, files: TrialFiles) -> str | None:
 def read_trial(trial_dir: str, jobs: JobResults, opts: ExportOptions,
                report: ExportReport) -> tuple[TrialMeta, TrialTrace, TrialFiles] | None:
     """Metadata and trace of one trial, or None (skipped or filtered, and reported)."""
-    files = TrialFiles(trial_dir, report, ReadLimits(opts.max_file_bytes, opts.max_message_bytes))
+    files = TrialFiles(trial_dir, report, ReadLimits(opts.max_file_bytes, opts.max_message_bytes),
+                       token_ids=opts.token_ids)
     try:
         meta = load_trial_meta(trial_dir, jobs, files)
     except TraceReadError as exc:
@@ -94,12 +98,16 @@ def trial_filter(meta: TrialMeta, opts: ExportOptions) -> str | None:
 
 
 def row_filter(row: dict[str, Any], size: int, opts: ExportOptions) -> str | None:
+    if opts.schema == "prompt-completion" and not row["completion"]:
+        return "--schema prompt-completion (no assistant turn)"
     if opts.max_turns is not None and row["n_turns"] > opts.max_turns:
         return "--max-turns"
     if opts.max_chars is not None and size > opts.max_chars:
         return "--max-chars"
     if not _matches(row["model"], opts.model):
         return "--model"
+    if opts.max_tokens is not None and row["n_tokens"] > opts.max_tokens:
+        return "--max-tokens"
     return None
 
 
@@ -121,10 +129,23 @@ def trial_rows(trial_dir: str, root: str, jobs: JobResults, opts: ExportOptions,
         report.skip("row", trial_dir, f"{len(selected) - opts.max_rows_per_trial} episodes beyond "
                     f"--max-rows-per-trial ({opts.max_rows_per_trial})")
         selected = selected[:opts.max_rows_per_trial]
-    rows = render_rows(selected, trace, meta, opts, source_path, verifier, images)
+    rows = render_rows(selected, trace, meta, opts, source_path, verifier, images, report.reshaped)
     if not rows:
         report.skip("trial", trial_dir, "no complete episode to export")
+    elif opts.decontaminate is not None and contaminated(_task_texts(trace), opts):
+        report.filtered["--decontaminate"] += len(rows)
+        return []
     return rows
+
+
+def _task_texts(trace: TrialTrace) -> list[str]:
+    """What states the task: the instruction (Harbor's: the first step's message, which may
+    be a system prompt) and the first user message of each conversation."""
+    texts = [trace.instruction or ""]
+    for conversation in trace.conversations:
+        first = conversation.episodes[0].turns if conversation.episodes else ()
+        texts += [t.text for t in first if t.role == "user"][:1]
+    return texts
 
 
 _META_FIELDS = ("agent", "model", "model_provider", "date", "task", "trial_name", "run_id", "result")
@@ -185,13 +206,11 @@ def split_of(row: dict[str, Any], split_by: str | None) -> str:
 
 
 def _row_size(row: dict[str, Any]) -> int:
-    messages = row["messages"] if "messages" in row else row["conversations"]
-    return sum(len(m.get("content") or m.get("value") or "") for m in messages)
+    return sum(len(m.get("content") or m.get("value") or "") for m in row_messages(row))
 
 
 def conversation_key(row: dict[str, Any]) -> bytes:
-    messages = row["messages"] if "messages" in row else row["conversations"]
-    return hashlib.blake2b(orjson.dumps(messages), digest_size=16).digest()
+    return hashlib.blake2b(orjson.dumps(row_messages(row)), digest_size=16).digest()
 
 
 def task_rows(trial_dirs: list[str], root: str, opts: ExportOptions, report: ExportReport,
@@ -199,12 +218,15 @@ def task_rows(trial_dirs: list[str], root: str, opts: ExportOptions, report: Exp
     """(split, row, size) of every row a batch of trials exports, filters applied."""
     jobs = JobResults(report)
     redactor = Redactor(opts.redact_patterns) if opts.redact else None
+    tokenizer = load_tokenizer(str(opts.tokenizer)) if opts.tokenizer is not None else None
     for trial_dir in trial_dirs:
         # the trial boundary: no error of one trial's reading or rendering reaches the others
         try:
             rows = trial_rows(trial_dir, root, jobs, opts, report, redactor)
             kept = []
             for row in rows:
+                if tokenizer is not None and not add_token_columns(row, tokenizer, report):
+                    continue
                 size = _row_size(row)
                 reason = row_filter(row, size, opts)
                 if reason is not None:

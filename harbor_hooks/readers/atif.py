@@ -101,6 +101,16 @@ def _tool_calls(step: dict[str, Any], path: str, report: ExportReport) -> list[T
     return calls
 
 
+TOKEN_ID_KEYS = ("prompt_token_ids", "completion_token_ids", "logprobs")
+
+
+def _token_ids(metrics: dict[str, Any]) -> dict[str, list] | None:
+    """An agent step's literal token ids and log-probabilities (lists of numbers), if any."""
+    found = {key: value for key in TOKEN_ID_KEYS if isinstance(value := metrics.get(key), list)
+             and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)}
+    return found or None
+
+
 def _turns(steps: list[Any], path: str, files: TrialFiles, whole: bool,
            tool_definitions: list | None) -> tuple[list[Turn], list[int]]:
     """All turns of a trajectory, and where each episode ends (exclusive index).
@@ -136,6 +146,7 @@ def _turns(steps: list[Any], path: str, files: TrialFiles, whole: bool,
                 tool_calls=_tool_calls(step, path, report),
                 prompt_tokens=_token_count(metrics.get("prompt_tokens")),
                 completion_tokens=_token_count(metrics.get("completion_tokens")),
+                token_ids=_token_ids(metrics) if files.token_ids else None,
             ))
             if not step.get("is_copied_context"):
                 ends.append(len(turns))

@@ -156,8 +156,10 @@ class TrialFiles:
     """The files of one trial: confined to its directory, size-limited, parsed once each,
     every failure a TraceReadError naming the file."""
 
-    def __init__(self, trial_dir: str, report: ExportReport, limits: ReadLimits = ReadLimits()):
+    def __init__(self, trial_dir: str, report: ExportReport, limits: ReadLimits = ReadLimits(),
+                 token_ids: bool = False):
         self.trial_dir = trial_dir
+        self.token_ids = token_ids  # keep ATIF's *_token_ids arrays (else emptied unparsed)
         self.report = report
         self.limits = limits
         self._root: str | None = None  # realpath of the trial, resolved on the first link
@@ -230,7 +232,7 @@ class TrialFiles:
             return False
 
     def json(self, path: str, trajectory: bool = False) -> Any:
-        return parse_json(self._read(path), path, self.report, trajectory)
+        return parse_json(self._read(path), path, self.report, trajectory and not self.token_ids)
 
     def json_object(self, path: str, trajectory: bool = False) -> dict[str, Any]:
         data = self.json(path, trajectory)

@@ -33,6 +33,7 @@ class Turn:
     tools_prefix: bool = False  # Harbor embeds tool definitions in this turn
     prompt_tokens: int | None = None  # from ATIF step metrics
     completion_tokens: int | None = None
+    token_ids: dict[str, list] | None = None  # --token-ids: prompt_token_ids, completion_token_ids, logprobs
 
 
 class TurnPrefix(Sequence):
