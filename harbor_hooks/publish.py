@@ -88,6 +88,9 @@ def plan_export(roots: str | os.PathLike | list[str | os.PathLike], export: Expo
     missing = [r for r in roots if "://" not in r and not os.path.isdir(r)]
     if missing:
         raise UsageError(f"{printable(missing[0])}: no such directory (give a trial, a job or a jobs dir)")
+    if export.tokenizer is not None:
+        from harbor_hooks.pipeline.tokens import check_tokenizer
+        check_tokenizer(export.tokenizer)
     pushes = check_push_ready(push)
     split_by = split_by_of(export, push, by_source)
     target = os.fspath(output.output) if output.output is not None else None

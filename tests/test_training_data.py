@@ -227,3 +227,34 @@ def test_tokenizer_labels_only_trained_assistant_tokens(tmp_path, marked):
     few = export(SAMPLE_JOB, tmp_path / "few.jsonl", "--schema", "messages", "--tokenizer", str(folder),
                  "--max-tokens", "200")
     assert len(few) < len(rows) and all(r["n_tokens"] <= 200 for r in few)
+
+
+def test_outside_attack_findings(tmp_path):
+    """What an outside tester found: bad tokenizer folders are usage errors; arguments that
+    are no JSON object, results paired by position, malformed token ids and an opening
+    assistant turn under --alternate-roles are counted, not silent."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    bad = run_cli("traces", "export", "--sample", "--schema", "messages", "--tokenizer", str(empty),
+                  "-o", str(tmp_path / "x.jsonl"))
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr and "--tokenizer" in bad.stderr
+    job = tmp_path / "job"
+    shutil.copytree(TOOL_JOB, job)
+    path = next(job.glob("*/agent/trajectory.json"))
+    doc = json.loads(path.read_text())
+    agents = [s for s in doc["steps"] if s["source"] == "agent"]
+    agents[1]["tool_calls"][0]["arguments"] = 42
+    for result in agents[0]["observation"]["results"]:
+        result.pop("source_call_id")
+    agents[2].setdefault("metrics", {})["completion_token_ids"] = ["a", "b"]
+    doc["steps"] = [s for s in doc["steps"] if s["source"] == "agent"]  # opens on the assistant
+    path.write_text(json.dumps(doc))
+    report = tmp_path / "r.json"
+    rows = export(job, tmp_path / "a.jsonl", "--schema", "messages", "--alternate-roles", "--token-ids",
+                  "--report", str(report))
+    counts = json.loads(report.read_text())
+    assert counts["reshaped"]["tool-call arguments that are no JSON object (kept as they are)"] >= 1
+    assert counts["reshaped"]["tool results without an id paired with a call by position"] >= 2
+    assert counts["reshaped"]["empty user turns put before an opening assistant turn"] >= 1
+    assert any("completion_token_ids is not a list of numbers" in k for k in counts["skipped_counts"])
+    assert all(r["messages"][0]["role"] == "user" for r in rows)

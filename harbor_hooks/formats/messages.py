@@ -38,10 +38,13 @@ def json_text(value: Any) -> str:
     return dumps(value)
 
 
-def _assistant(index: int, turn: Turn, opts: ExportOptions) -> dict[str, Any]:
+def _assistant(index: int, turn: Turn, opts: ExportOptions, counts: Counter) -> dict[str, Any]:
     calls = [{"id": call.id or f"call_{index}_{k}", "type": "function",
               "function": {"name": call.name or "", "arguments": json_text(call.arguments)}}
              for k, call in enumerate(turn.tool_calls)]
+    for call in calls:
+        if not call["function"]["arguments"].startswith("{"):
+            counts["tool-call arguments that are no JSON object (kept as they are)"] += 1
     content, reasoning = turn.text, turn.reasoning
     if reasoning and opts.reasoning == "inline":
         content, reasoning = f"<think>{reasoning}</think>\n{content}", None
@@ -59,7 +62,7 @@ def render(turns: list[Turn], conversation: Conversation, opts: ExportOptions,
     pending: list[str] = []  # ids of the last assistant turn's calls not yet answered
     for index, turn in enumerate(turns):
         if turn.role == "assistant":
-            message = _assistant(index, turn, opts)
+            message = _assistant(index, turn, opts, counts)
             pending = [c["id"] for c in message.get("tool_calls", ())]
             out.append([message])
         elif turn.role == "tool":
@@ -68,6 +71,8 @@ def render(turns: list[Turn], conversation: Conversation, opts: ExportOptions,
             for k, (call_id, text) in enumerate(turn.results):
                 if call_id is None and len(turn.results) == len(pending):
                     call_id = pending[k]
+                    if len(pending) > 1:
+                        counts["tool results without an id paired with a call by position"] += 1
                 slot = pending.index(call_id) if call_id in pending else None
                 if slot is not None and slot not in answered:
                     answered[slot] = _message("tool", text, tool_call_id=call_id)
@@ -114,6 +119,12 @@ def alternated(messages: list[dict[str, Any]], counts: Counter) -> list[dict[str
         if message.get("tool_call_id"):
             message["tool_call_id"] = _short_id(message["tool_call_id"], ids)
         previous = out[-1] if out else None
+        if role in ("assistant", "tool") and last_counted is None:
+            # the conversation opens on the assistant: an empty user turn first, as Mistral's
+            # check and LLaMA-Factory's layout want
+            out.append({"role": "user", "content": ""})
+            counts["empty user turns put before an opening assistant turn"] += 1
+            last_counted, previous = "user", out[-1]
         if role == "user" and previous is not None and previous["role"] == "tool" and last_counted == "user":
             # after tool results, a user turn before any plain assistant one would be a second
             # user turn to Mistral's check (calls and results do not count): its text goes

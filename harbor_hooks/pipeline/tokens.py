@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import re
 from typing import Any
 
+from harbor_hooks.errors import SettingsError
 from harbor_hooks.formats import row_messages
 from harbor_hooks.report import ExportReport
 
@@ -28,8 +30,18 @@ def load_tokenizer(path: str) -> Any:
 
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
     if not tokenizer.chat_template:
-        raise ValueError(f"{path}: the tokenizer has no chat template")
+        raise ValueError("the tokenizer has no chat template")
     return tokenizer
+
+
+def check_tokenizer(path: os.PathLike) -> None:
+    """Load the tokenizer before any work (forked workers inherit it): a folder that holds
+    none, or one without a chat template, is a usage error."""
+    try:
+        load_tokenizer(os.fspath(path))
+    except Exception as exc:  # noqa: BLE001 - transformers raises many kinds here
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SettingsError(f"--tokenizer {os.fspath(path)}: no usable tokenizer ({reason})") from None
 
 
 def template_messages(row: dict[str, Any]) -> tuple[list[dict[str, Any]], list[Any] | None]:

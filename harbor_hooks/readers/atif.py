@@ -104,10 +104,18 @@ def _tool_calls(step: dict[str, Any], path: str, report: ExportReport) -> list[T
 TOKEN_ID_KEYS = ("prompt_token_ids", "completion_token_ids", "logprobs")
 
 
-def _token_ids(metrics: dict[str, Any]) -> dict[str, list] | None:
-    """An agent step's literal token ids and log-probabilities (lists of numbers), if any."""
-    found = {key: value for key in TOKEN_ID_KEYS if isinstance(value := metrics.get(key), list)
-             and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)}
+def _token_ids(metrics: dict[str, Any], path: str, report: ExportReport) -> dict[str, list] | None:
+    """An agent step's literal token ids and log-probabilities (lists of numbers), if any;
+    another value is skipped, counted."""
+    found = {}
+    for key in TOKEN_ID_KEYS:
+        value = metrics.get(key)
+        if value is None:
+            continue
+        if isinstance(value, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+            found[key] = value
+        else:
+            report.skip("step", path, f"metrics.{key} is not a list of numbers: left out")
     return found or None
 
 
@@ -146,7 +154,7 @@ def _turns(steps: list[Any], path: str, files: TrialFiles, whole: bool,
                 tool_calls=_tool_calls(step, path, report),
                 prompt_tokens=_token_count(metrics.get("prompt_tokens")),
                 completion_tokens=_token_count(metrics.get("completion_tokens")),
-                token_ids=_token_ids(metrics) if files.token_ids else None,
+                token_ids=_token_ids(metrics, path, report) if files.token_ids else None,
             ))
             if not step.get("is_copied_context"):
                 ends.append(len(turns))
