@@ -38,7 +38,9 @@ Tested with llamafactory 0.9.5, transformers 5.6.0, datasets 4.0.0, torch 2.13.0
 
     python3.11 -m venv /tmp/lf-venv
     /tmp/lf-venv/bin/pip install --upgrade pip
-    /tmp/lf-venv/bin/pip install llamafactory==0.9.5
+    # a CPU torch: on this workplace's machines pip finds 2.13.0+cpu among its local wheels;
+    # elsewhere: pip install torch --index-url https://download.pytorch.org/whl/cpu first
+    /tmp/lf-venv/bin/pip install llamafactory==0.9.5 torch==2.13.0+cpu
     # PyPI's torchvision/torchaudio Linux wheels are CUDA builds; with a CPU torch their
     # native libraries fail to load (libc10_cuda.so). The data path needs neither:
     /tmp/lf-venv/bin/pip uninstall -y torchvision
@@ -58,6 +60,7 @@ import io
 import json
 import logging
 import os
+import shutil
 import sys
 import tempfile
 import traceback
@@ -119,8 +122,7 @@ def ensure_llamafactory(args: argparse.Namespace) -> None:
         print(
             f"llamafactory is not importable by {sys.executable}"
             + ("" if Path(python).exists() else f" and {python} does not exist")
-            + ".\nSet up the venv as the docstring of this script says (python "
-            + f"{Path(__file__).name} --help shows where), or pass --python.",
+            + f".\nSet up the venv as the docstring at the top of {__file__} says, or pass --python.",
             file=sys.stderr,
         )
         sys.exit(2)
@@ -180,6 +182,13 @@ def run(args: argparse.Namespace) -> int:
         n_file = sum(1 for line in f if line.strip())
 
     work = Path(tempfile.mkdtemp(prefix="lf-check-"))
+    try:
+        return check(args, export, n_file, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def check(args: argparse.Namespace, export: Path, n_file: int, work: Path) -> int:
     os.environ.update(
         HF_HUB_OFFLINE="1",
         HF_DATASETS_OFFLINE="1",
@@ -190,14 +199,13 @@ def run(args: argparse.Namespace) -> int:
 
     import datasets
     import llamafactory
-    from transformers import Seq2SeqTrainingArguments
-
     from llamafactory.data import get_dataset, get_template_and_fix_tokenizer
     from llamafactory.data.converter import get_dataset_converter
     from llamafactory.data.loader import _get_dataset_processor
     from llamafactory.data.parser import get_dataset_list
     from llamafactory.hparams import DataArguments, ModelArguments
     from llamafactory.model import load_tokenizer
+    from transformers import Seq2SeqTrainingArguments
 
     datasets.disable_progress_bar()
     datasets.logging.set_verbosity_error()

@@ -6,12 +6,13 @@ from __future__ import annotations
 import inspect
 import json
 import typing
+from pathlib import Path
 
 import pytest
 import typer.main
 import yaml
 
-from conftest import SAMPLE_JOB, run_cli
+from conftest import ROOT, SAMPLE_JOB, run_cli
 from harbor_hooks import export_traces
 from harbor_hooks.cli import app
 from harbor_hooks.errors import SettingsError
@@ -48,7 +49,16 @@ def sample_value(field) -> object:
         return 0.5
     if field.json_schema_extra is None and field.metadata and any("pattern" in repr(m) for m in field.metadata):
         return "250MB"  # max_shard_size
+    if "folder" in str(field.description):
+        return str(ROOT / "tests")  # --tokenizer: an existing folder
+    if "file" in str(field.description) and field.annotation == Path | None:
+        return str(ROOT / "README.md")  # --decontaminate: an existing file
     return "org/name" if "repo" in str(field.description).lower() else "value"
+
+
+# options that need others beside them (set alike at every front door)
+COMPANIONS = {"tokenizer": {"schema": "messages"},
+              "max_tokens": {"schema": "messages", "tokenizer": str(ROOT / "tests")}}
 
 
 EXPORT = list(ExportOptions.model_fields.items())
@@ -84,12 +94,18 @@ def test_yaml_env_and_flag_set_the_same_field(name, field, monkeypatch):
     if name == "token":
         return  # a secret: covered by the push tests
     value = sample_value(field)
-    assert getattr(load_settings({name: value}), name) == getattr(load_settings(None, **{name: value}), name)
+    extra = COMPANIONS.get(name, {})
+    assert getattr(load_settings({name: value, **extra}), name) == \
+        getattr(load_settings(None, **{name: value, **extra}), name)
     env = json.dumps(value) if isinstance(value, list) else str(value).lower() if isinstance(value, bool) else str(value)
     monkeypatch.setenv(f"HARBOR_HOOKS_{name.upper()}", env)
+    for key, other in extra.items():
+        monkeypatch.setenv(f"HARBOR_HOOKS_{key.upper()}", other)
     from_env = getattr(load_settings(None), name)
     monkeypatch.delenv(f"HARBOR_HOOKS_{name.upper()}")
-    assert from_env == getattr(load_settings({name: value}), name) != field.default
+    for key in extra:
+        monkeypatch.delenv(f"HARBOR_HOOKS_{key.upper()}")
+    assert from_env == getattr(load_settings({name: value, **extra}), name) != field.default
 
 
 def test_aliases_reach_the_canonical_name(monkeypatch):
