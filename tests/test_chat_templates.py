@@ -29,6 +29,7 @@ SHOWS_REASONING = {"qwen2.5": False, "qwen3-coder": False, "llama-3.1": False, "
 # templates that show an assistant message's tool calls and not its text beside them (gpt-oss
 # shows that text as the analysis channel only until a final answer follows, by design)
 DROPS_TEXT_BESIDE_CALLS = {"llama-3.1", "hermes-tool-use", "gpt-oss"}
+FIRST_CALL_ONLY = {"gpt-oss"}  # renders message.tool_calls[0] (one call per message, by design)
 
 
 def tokenizer(template: str):
@@ -48,7 +49,8 @@ def rows(tmp_path_factory) -> dict[str, list[dict]]:
     found = {}
     for name, job, flags in (("sample", SAMPLE_JOB, ()), ("tools", TOOL_JOB, ()),
                              ("sample-alternating", SAMPLE_JOB, ("--alternate-roles",)),
-                             ("tools-alternating", TOOL_JOB, ("--alternate-roles",))):
+                             ("tools-alternating", TOOL_JOB, ("--alternate-roles",)),
+                             ("tools-inline", TOOL_JOB, ("--alternate-roles", "--reasoning", "inline"))):
         target = out / f"{name}.jsonl"
         run_cli("traces", "export", "-p", str(job), "--schema", "messages", "-o", str(target), *flags, check=True)
         found[name] = read_jsonl(target)
@@ -79,18 +81,23 @@ def check_rendering(template: str, row: dict, text: str) -> None:
                 assert shown(line.strip(), text), (template, message["role"], line[:80])
         if SHOWS_REASONING[template] and message.get("reasoning_content"):
             assert message["reasoning_content"].strip() in text
-    # each result right after its own call: in call order, before the next assistant text
-    ids = {}
-    for message in row["messages"]:
-        for call in message.get("tool_calls", ()):
-            ids[call["id"]] = call
+    # each result right after its own call: every message's text found in the rendering in
+    # the row's order (a call by its first argument's value), so a result lies between its
+    # call and the next message
     position = 0
     for message in row["messages"]:
-        if message["role"] == "tool" and message["content"].strip():
-            at = max(text.find(message["content"].strip(), position),
-                     text.find(json.dumps(message["content"].strip())[1:-1], position))
-            assert at >= 0, (template, "a result out of order", message["content"][:60])
-            position = at
+        anchors = []
+        calls = message.get("tool_calls", ())
+        for call in calls[:1] if template in FIRST_CALL_ONLY else calls:
+            values = [v for v in call["function"]["arguments"].values() if isinstance(v, str) and v.strip()]
+            anchors += [values[0].strip().splitlines()[0]] if values else []
+        if not (message.get("tool_calls") and template in DROPS_TEXT_BESIDE_CALLS) and message["content"].strip():
+            anchors.insert(0, message["content"].strip().splitlines()[0].strip())
+        for anchor in anchors:
+            found = [at for at in (text.find(anchor, position), text.find(json.dumps(anchor)[1:-1], position))
+                     if at >= 0]
+            assert found, (template, message["role"], "out of order", anchor[:60])
+            position = min(found)
 
 
 def shown(line: str, text: str) -> bool:
@@ -173,12 +180,12 @@ def test_mistral_refuses_rows_without_alternate_roles(rows, job):
     assert failed
 
 
-@pytest.mark.parametrize("job", ["sample-alternating", "tools-alternating"])
+@pytest.mark.parametrize("job", ["sample-alternating", "tools-alternating", "tools-inline"])
 def test_gpt_oss_renders_with_alternate_roles(rows, job):
     """gpt-oss shows only the first system message (later ones vanish: --alternate-roles makes
     them user text), and refuses a message with text, reasoning and tool calls at once
     ("Cannot pass both content and thinking"): such rows fail with that message of the
-    template's; every other row renders whole."""
+    template's, and render whole with --reasoning inline; every other row renders whole."""
     rendered = 0
     for row in rows[job]:
         if any(m.get("tool_calls") and m["content"] and m.get("reasoning_content") for m in row["messages"]):
@@ -188,3 +195,5 @@ def test_gpt_oss_renders_with_alternate_roles(rows, job):
         check_rendering("gpt-oss", row, render("gpt-oss", row))
         rendered += 1
     assert rendered or job == "tools-alternating"  # its first step has text, reasoning and calls
+    if job == "tools-inline":
+        assert rendered == len(rows[job])

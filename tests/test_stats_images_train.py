@@ -115,3 +115,51 @@ def test_images_keep_to_jsonl_as_base64(image_job, tmp_path):
     row = json.loads(out.read_text().splitlines()[0])
     assert base64.b64decode(row["images"][0]["bytes"]) == png_bytes("red")
     assert row["images"][0]["path"] == "images/screen.png"
+
+
+def test_trl_assistant_only_loss_matches_our_labels(tmp_path):
+    """One SFTTrainer step with assistant_only_loss=True on the new rows (arguments and
+    tools as objects), with TRL's own generation-marked Qwen2.5 template: only assistant
+    tokens carry loss, and they are exactly the tokens our --tokenizer labels mark."""
+    pytest.importorskip("torch", reason="the [train] extra (torch==2.13.0 CPU, trl) is not installed")
+    trl = pytest.importorskip("trl", reason="the [train] extra (torch==2.13.0 CPU, trl) is not installed")
+    import tokenizers
+    import transformers
+    from trl import SFTConfig, SFTTrainer
+
+    template = (Path(trl.__file__).parent / "chat_templates" / "qwen2_5_training.jinja").read_text()
+    dataset = export_traces(str(TOOL_JOB), schema="messages", workers=1).select_columns(["messages", "tools"])
+    words = sorted({w for row in dataset["messages"] for m in row for w in (m["content"] or "").split()})
+    specials = ["[UNK]", "[PAD]", "<|im_start|>", "<|im_end|>"]
+    vocab = {w: i for i, w in enumerate([*specials, *sorted(set(words) | {"assistant", "user", "system", "tool"})])}
+    backend = tokenizers.Tokenizer(tokenizers.models.WordLevel(vocab, unk_token="[UNK]"))
+    backend.pre_tokenizer = tokenizers.pre_tokenizers.WhitespaceSplit()
+    tokenizer = transformers.PreTrainedTokenizerFast(
+        tokenizer_object=backend, chat_template=template, pad_token="[PAD]", eos_token="<|im_end|>",
+        unk_token="[UNK]", additional_special_tokens=specials[2:])
+    folder = tmp_path / "tok"
+    tokenizer.save_pretrained(folder)
+    config = transformers.LlamaConfig(vocab_size=len(vocab), hidden_size=16, intermediate_size=32,
+                                      num_hidden_layers=1, num_attention_heads=2,
+                                      num_key_value_heads=2, max_position_embeddings=8192)
+    args = SFTConfig(output_dir=str(tmp_path / "out"), max_steps=1, per_device_train_batch_size=2,
+                     report_to=[], use_cpu=True, save_strategy="no", max_length=8192,
+                     dataloader_num_workers=0, assistant_only_loss=True)
+    trainer = SFTTrainer(model=transformers.LlamaForCausalLM(config), args=args, train_dataset=dataset,
+                         processing_class=tokenizer)
+    result = trainer.train()
+    assert result.global_step == 1 and result.training_loss > 0
+
+    ours = export_traces(str(TOOL_JOB), schema="messages", workers=1, tokenizer=str(folder))
+    start = tokenizer.convert_tokens_to_ids("<|im_start|>")
+    for theirs, row in zip(trainer.train_dataset, ours):
+        assert theirs["input_ids"] == row["input_ids"]
+        masked = [t for t in theirs["labels"] if t != -100]  # TRL's labels: -100 off the assistant
+        labelled = [t for t in row["labels"] if t != -100]
+        assert masked == labelled and masked  # the same tokens carry loss
+        assert start not in labelled  # no role header
+        # every labelled token lies in an assistant turn: after "<|im_start|> assistant"
+        for k, label in enumerate(row["labels"]):
+            if label != -100:
+                header = max(i for i in range(k) if row["input_ids"][i] == start)
+                assert row["input_ids"][header + 1] == vocab["assistant"]
