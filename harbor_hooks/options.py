@@ -141,6 +141,9 @@ class ExportOptions(_Options):
     alternate_roles: bool = Field(
         False, description="Strict user/assistant alternation (Mistral, Gemma): neighbours of one role "
                            "merged, a later system message made user text, 9-character call ids (counted).")
+    one_call_per_turn: bool = Field(
+        False, description="Each tool call its own assistant message, answered before the next; text beside "
+                           "calls a message before them (Llama-3.1, gpt-oss, Hermes show no more; counted).")
     tokenizer: Path | None = Field(
         None, description="A local tokenizer folder: add input_ids, labels (-100 but on trained "
                           "assistant tokens) and n_tokens columns.")

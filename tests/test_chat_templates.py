@@ -28,7 +28,7 @@ SHOWS_REASONING = {"qwen2.5": False, "qwen3-coder": False, "llama-3.1": False, "
                    "deepseek-v3.1": False, "gpt-oss": False, "mistral": False}
 # templates that show an assistant message's tool calls and not its text beside them (gpt-oss
 # shows that text as the analysis channel only until a final answer follows, by design)
-DROPS_TEXT_BESIDE_CALLS = {"llama-3.1", "hermes-tool-use", "gpt-oss"}
+DROPS_TEXT_BESIDE_CALLS = {"llama-3.1", "hermes-tool-use", "gpt-oss", "mistral"}
 FIRST_CALL_ONLY = {"gpt-oss"}  # renders message.tool_calls[0] (one call per message, by design)
 
 
@@ -50,7 +50,9 @@ def rows(tmp_path_factory) -> dict[str, list[dict]]:
     for name, job, flags in (("sample", SAMPLE_JOB, ()), ("tools", TOOL_JOB, ()),
                              ("sample-alternating", SAMPLE_JOB, ("--alternate-roles",)),
                              ("tools-alternating", TOOL_JOB, ("--alternate-roles",)),
-                             ("tools-inline", TOOL_JOB, ("--alternate-roles", "--reasoning", "inline"))):
+                             ("tools-inline", TOOL_JOB, ("--alternate-roles", "--reasoning", "inline")),
+                             ("sample-one", SAMPLE_JOB, ("--alternate-roles", "--one-call-per-turn")),
+                             ("tools-one", TOOL_JOB, ("--alternate-roles", "--one-call-per-turn"))):
         target = out / f"{name}.jsonl"
         run_cli("traces", "export", "-p", str(job), "--schema", "messages", "-o", str(target), *flags, check=True)
         found[name] = read_jsonl(target)
@@ -66,7 +68,8 @@ def arguments_of(row: dict) -> list[dict]:
     return [c["function"]["arguments"] for m in row["messages"] for c in m.get("tool_calls", ())]
 
 
-def check_rendering(template: str, row: dict, text: str) -> None:
+def check_rendering(template: str, row: dict, text: str, whole: bool = False) -> None:
+    """whole: the template is given rows it shows entirely (no exemption by design)."""
     for args in arguments_of(row):
         assert isinstance(args, dict)
         # an argument JSON-encoded twice would show its keys escaped: {\"cmd\": ...}
@@ -74,7 +77,7 @@ def check_rendering(template: str, row: dict, text: str) -> None:
             assert f'\\"{key}\\"' not in text, (template, key)
             assert key in text, (template, key)
     for message in row["messages"]:
-        if message.get("tool_calls") and template in DROPS_TEXT_BESIDE_CALLS:
+        if message.get("tool_calls") and template in DROPS_TEXT_BESIDE_CALLS and not whole:
             continue
         if message["content"].strip():
             for line in message["content"].strip().splitlines():
@@ -88,10 +91,11 @@ def check_rendering(template: str, row: dict, text: str) -> None:
     for message in row["messages"]:
         anchors = []
         calls = message.get("tool_calls", ())
-        for call in calls[:1] if template in FIRST_CALL_ONLY else calls:
+        for call in calls[:1] if template in FIRST_CALL_ONLY and not whole else calls:
             values = [v for v in call["function"]["arguments"].values() if isinstance(v, str) and v.strip()]
             anchors += [values[0].strip().splitlines()[0]] if values else []
-        if not (message.get("tool_calls") and template in DROPS_TEXT_BESIDE_CALLS) and message["content"].strip():
+        if not (message.get("tool_calls") and template in DROPS_TEXT_BESIDE_CALLS and not whole) \
+                and message["content"].strip():
             anchors.insert(0, message["content"].strip().splitlines()[0].strip())
         for anchor in anchors:
             found = [at for at in (text.find(anchor, position), text.find(json.dumps(anchor)[1:-1], position))
@@ -164,6 +168,9 @@ def test_mistral_renders_with_alternate_roles(rows, job):
         text = render("mistral", row)  # the template checks the alternation itself
         for args in arguments_of(row):
             assert json.dumps(args, ensure_ascii=False) in text
+        # Mistral-Nemo shows the system message only before a conversation's last user turn
+        # (when generating), and no text beside tool calls: both by design
+        check_rendering("mistral", dict(row, messages=[m for m in row["messages"] if m["role"] != "system"]), text)
 
 
 @pytest.mark.parametrize("job", ["sample", "tools"])
@@ -197,3 +204,21 @@ def test_gpt_oss_renders_with_alternate_roles(rows, job):
     assert rendered or job == "tools-alternating"  # its first step has text, reasoning and calls
     if job == "tools-inline":
         assert rendered == len(rows[job])
+
+
+@pytest.mark.parametrize("template", ["llama-3.1", "hermes-tool-use", "gpt-oss", "qwen2.5", "qwen3-coder"])
+@pytest.mark.parametrize("job", ["sample-one", "tools-one"])
+def test_one_call_per_turn_renders_every_row_whole(rows, template, job):
+    """--one-call-per-turn (with --alternate-roles): each call its own message answered before
+    the next, the text beside calls a message before them; Llama-3.1, Hermes and gpt-oss,
+    which show one call per message and nothing beside it, then render every row with no
+    error and every message's text, as do the others."""
+    rendered = 0
+    for row in rows[job]:
+        assert all(len(m.get("tool_calls", ())) <= 1 for m in row["messages"])
+        assert not any(m.get("tool_calls") and m["content"] for m in row["messages"])
+        if template == "hermes-tool-use" and row["tools"] is None:
+            continue
+        check_rendering(template, row, render(template, row), whole=True)
+        rendered += 1
+    assert rendered or template == "hermes-tool-use"

@@ -155,10 +155,40 @@ def _short_id(call_id: str, ids: dict[str, str]) -> str:
     return ids[call_id]
 
 
+def one_call_each(messages: list[dict[str, Any]], counts: Counter) -> list[dict[str, Any]]:
+    """--one-call-per-turn: an assistant message's text (and reasoning) beside tool calls
+    becomes a message of its own, then each call is a message followed by its result, for
+    templates that show one call per message and nothing beside it. Counted."""
+    answers = {m["tool_call_id"]: m for m in messages if m["role"] == "tool" and m.get("tool_call_id")}
+    moved: set[int] = set()  # results placed right after their call
+    out: list[dict[str, Any]] = []
+    for message in messages:
+        calls = message.get("tool_calls") or ()
+        if id(message) in moved:
+            continue
+        if message["role"] != "assistant" or not calls or (len(calls) == 1 and not message["content"]):
+            out.append(message)
+            continue
+        counts["assistant messages split to one tool call each"] += 1
+        head = {k: v for k, v in message.items() if k != "tool_calls"}
+        if message["content"] or message.get("reasoning_content"):
+            out.append(head)
+        for call in calls:
+            out.append({"role": "assistant", "content": "", "tool_calls": [call],
+                        **({"train": head["train"]} if "train" in head else {})})
+            answer = answers.get(call["id"])
+            if answer is not None and id(answer) not in moved:
+                out.append(answer)
+                moved.add(id(answer))
+    return out
+
+
 def shaped(messages: list[dict[str, Any]], opts: ExportOptions, counts: Counter) -> list[dict[str, Any]]:
-    """A row's messages with --alternate-roles and --train-on applied."""
+    """A row's messages with --alternate-roles, --one-call-per-turn and --train-on applied."""
     if opts.alternate_roles:
         messages = alternated(messages, counts)
+    if opts.one_call_per_turn:
+        messages = one_call_each(messages, counts)
     return trained(messages, opts)
 
 
