@@ -254,7 +254,39 @@ def test_outside_attack_findings(tmp_path):
                   "--report", str(report))
     counts = json.loads(report.read_text())
     assert counts["reshaped"]["tool-call arguments that are no JSON object (kept as they are)"] >= 1
-    assert counts["reshaped"]["tool results without an id paired with a call by position"] >= 2
+    assert counts["reshaped"]["tool results paired with a call by position (ids missing)"] >= 2
     assert counts["reshaped"]["empty user turns put before an opening assistant turn"] >= 1
     assert any("completion_token_ids is not a list of numbers" in k for k in counts["skipped_counts"])
     assert all(r["messages"][0]["role"] == "user" for r in rows)
+
+
+def test_calls_without_ids_answered_in_order_and_unnamed_tasks_drawn_apart(tmp_path):
+    job = tmp_path / "job"
+    shutil.copytree(TOOL_JOB, job)
+    path = next(job.glob("*/agent/trajectory.json"))
+    doc = json.loads(path.read_text())
+    first = next(s for s in doc["steps"] if s["source"] == "agent")
+    for call in first["tool_calls"]:
+        call.pop("tool_call_id")
+    first["observation"]["results"].sort(key=lambda r: r["source_call_id"])  # in call order
+    path.write_text(json.dumps(doc))
+    rows = export(job, tmp_path / "m.jsonl", "--schema", "messages")
+    last = max(rows, key=lambda r: len(r["messages"]))
+    calls = [c["id"] for c in last["messages"][2]["tool_calls"]]
+    assert [m.get("tool_call_id") for m in last["messages"][3:5]] == calls  # answered, in order
+    # three trials with no task name: each its own task for --max-per-task
+    unnamed = tmp_path / "unnamed"
+    for k in range(3):
+        dest = unnamed / f"t__{k}"
+        shutil.copytree(next(p for p in TOOL_JOB.iterdir() if p.is_dir()), dest)
+        result = json.loads((dest / "result.json").read_text())
+        result.pop("task_name", None)
+        (dest / "config.json").write_text("{}")
+        (dest / "result.json").write_text(json.dumps(result))
+    proc = run_cli("traces", "export", "-p", str(unnamed), "-o", str(tmp_path / "u.jsonl"), "--rows", "trajectory",
+                   "--max-per-task", "1", check=True)
+    assert len(read_jsonl(tmp_path / "u.jsonl")) == 3
+    grouped = many_tasks(tmp_path / "grouped", tasks=2, per_task=3)
+    proc = run_cli("traces", "export", "-p", str(grouped), "-o", str(tmp_path / "g.jsonl"), "--rows", "trajectory",
+                   "--max-per-task", "1", check=True)
+    assert "2 rows from 2 of 6 trials (4 filtered out)" in proc.stdout

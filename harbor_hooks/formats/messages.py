@@ -60,19 +60,22 @@ def render(turns: list[Turn], conversation: Conversation, opts: ExportOptions,
     speaking (a `user` message), counted when calls were waiting."""
     out: list[list[dict[str, Any]]] = []
     pending: list[str] = []  # ids of the last assistant turn's calls not yet answered
+    unnamed: set[str] = set()  # of them, the ids made here (the call had none)
     for index, turn in enumerate(turns):
         if turn.role == "assistant":
             message = _assistant(index, turn, opts, counts)
             pending = [c["id"] for c in message.get("tool_calls", ())]
+            unnamed = {c["id"] for c, call in zip(message.get("tool_calls", ()), turn.tool_calls) if not call.id}
             out.append([message])
         elif turn.role == "tool":
             answered: dict[int, dict[str, Any]] = {}
             unpaired = []
             for k, (call_id, text) in enumerate(turn.results):
-                if call_id is None and len(turn.results) == len(pending):
-                    call_id = pending[k]
+                if (call_id is None or (call_id not in pending and pending[k:k + 1] and pending[k] in unnamed)) \
+                        and len(turn.results) == len(pending):
+                    call_id = pending[k]  # the calls or the results have no ids: paired in order
                     if len(pending) > 1:
-                        counts["tool results without an id paired with a call by position"] += 1
+                        counts["tool results paired with a call by position (ids missing)"] += 1
                 slot = pending.index(call_id) if call_id in pending else None
                 if slot is not None and slot not in answered:
                     answered[slot] = _message("tool", text, tool_call_id=call_id)

@@ -90,12 +90,15 @@ def draw(shards: dict[str, list[str]], report: ExportReport, opts: ExportOptions
         for path in paths:
             for batch in _batches(path, ["task", "source_path"]):
                 for task, source in zip(batch.column(0).to_pylist(), batch.column(1).to_pylist()):
-                    trials[task or ""].add(source or "")
+                    trials[_task_of(task, source)].add(source or "")
     kept: set[str] | None = None
     if opts.max_per_task is not None:
         kept = set()
         for names in trials.values():
             kept.update(sorted(names, key=lambda n: _rank(opts.seed, n))[:opts.max_per_task])
+        drawn_out = sum(len(names) for names in trials.values()) - len(kept)
+        report.trials_exported -= drawn_out  # not exported after all: filtered, as by any option
+        report.trials_filtered += drawn_out
     held_out: set[str] = set()
     if opts.val_fraction is not None and len(trials) > 1:
         tasks = sorted(trials, key=lambda t: _rank(opts.seed, "task\0" + t))
@@ -110,6 +113,11 @@ def draw(shards: dict[str, list[str]], report: ExportReport, opts: ExportOptions
     if opts.val_fraction is not None:
         shards[VALIDATION] = moved
         report.rows_by_split.setdefault(VALIDATION, 0)
+
+
+def _task_of(task: str | None, source: str | None) -> str:
+    """A row's task for the draws; a trial whose task is not known is a task of its own."""
+    return task if task and task != "unknown-task" else "\0" + (source or "")
 
 
 def _batches(path: str, columns: list[str]):
@@ -130,7 +138,7 @@ def _rewrite(path: str, split: str, kept: set[str] | None, held_out: set[str],
                 pa.OSFile(val_path, "wb") as val_sink, pa.ipc.new_stream(val_sink, reader.schema) as val_writer:
             for batch in reader:
                 sources = [s or "" for s in batch.column("source_path").to_pylist()]
-                tasks = [t or "" for t in batch.column("task").to_pylist()]
+                tasks = [_task_of(t, s) for t, s in zip(batch.column("task").to_pylist(), sources)]
                 keep = [kept is None or s in kept for s in sources]
                 held = [k and t in held_out for k, t in zip(keep, tasks)]
                 stay = [k and not h for k, h in zip(keep, held)]
