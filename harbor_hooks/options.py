@@ -279,12 +279,14 @@ class PushOptions(_Options):
     repo_success: str | None = Field(None, description="Repo for the successes with --separate.")
     repo_failure: str | None = Field(None, description="Repo for the failures with --separate.")
     private: Annotated[bool, Option(flag="--private/--public")] = Field(
-        False, description="Visibility of a repo that the push creates.")
+        True, description="Visibility of a repo that the push creates: private unless --public "
+                          "(traces are sensitive even redacted; Harbor's default is public).")
     revision: str | None = Field(None, min_length=1, description="Branch to push to (created when missing).")
     commit_message: str | None = Field(None, description="Message of the push commit.")
     max_shard_size: str = Field("500MB", pattern=_SIZE.pattern, description="Largest Parquet shard pushed, e.g. 500MB.")
     append: bool = Field(False, description="Add to the rows already in the repo instead of replacing them.")
-    token: SecretStr | None = Field(None, description="Hub token (else HF_TOKEN, else `hf auth login`).")
+    token: SecretStr | None = Field(None, description="Hub token (else HUGGINGFACE_TOKEN, else HF_TOKEN, "
+                                                      "else `hf auth login`).")
     push_retries: int = Field(5, ge=0, description="Retries of a failed Hub request.")
     push_backoff: float = Field(2.0, ge=0, description="First retry wait in seconds, doubled each time.")
     card_license: str = Field("other", description="The license the dataset card declares.")

@@ -74,6 +74,7 @@ class ExportReport:
     redactions: Counter = field(default_factory=Counter)
     reshaped: Counter = field(default_factory=Counter)  # what a row's layout changed, counted
     images: int = 0
+    audio: int = 0
     notes: list[str] = field(default_factory=list)
     # (kind, path, reason group) -> skips of it: past MAX_ALIKE only counted, so that a file
     # of a million bad steps costs a counter, not a million records
@@ -99,6 +100,7 @@ class ExportReport:
         self.redactions.update(other.redactions)
         self.reshaped.update(other.reshaped)
         self.images += other.images
+        self.audio += other.audio
         self.notes.extend(other.notes)
 
     def skip_counts(self) -> Counter:
@@ -127,6 +129,7 @@ class ExportReport:
             "redactions": dict(sorted(self.redactions.items())),
             "reshaped": dict(sorted(self.reshaped.items())),
             "images_replaced": self.images,
+            "audio_replaced": self.audio,
             "notes": [printable(n) for n in self.notes],
         }
 
@@ -161,6 +164,8 @@ class ExportReport:
             lines.append("reshaped: " + ", ".join(f"{v} {k}" for k, v in sorted(self.reshaped.items())))
         if self.images:
             lines.append(f"{self.images} images replaced by a text placeholder")
+        if self.audio:
+            lines.append(f"{self.audio} audio clips replaced by a text placeholder")
         lines.extend(printable(n) for n in self.notes[:MAX_NOTES])
         if len(self.notes) > MAX_NOTES:
             lines.append(f"... and {len(self.notes) - MAX_NOTES} more notes (--report FILE lists them)")

@@ -111,14 +111,22 @@ def test_job_dir_fires_hooks_on_finished_job(plugin_path, tmp_path, sample_job):
     assert [c["hook"] for c in calls(log)].count("on_trial_complete") == 6
 
 
-def test_without_push_or_output_the_export_is_in_memory(plugin_path, tmp_path, sample_job):
+def test_without_push_or_output_the_export_goes_to_the_job_folder(plugin_path, tmp_path, sample_job):
+    """run --export-traces alone writes <job_dir>/traces/ (Parquet and the report) and says
+    where; the Python API keeps returning the Dataset in memory."""
     proc = run_cli("run", "--job-dir", str(sample_job), "--export-traces",
                    "--log-format", "json", env=env_with(plugin_path, tmp_path / "l"))
-    assert proc.returncode == 0
+    assert proc.returncode == 0, proc.stderr
     events = [json.loads(line) for line in proc.stderr.splitlines() if line.startswith("{")]
     exported = [e for e in events if e.get("event") == "exported traces"]
     assert exported and exported[0]["rows"] == 35
-    assert not list(tmp_path.glob("*.parquet"))
+    folder = sample_job / "traces"
+    assert any(e.get("path") == str(folder) for e in events)
+    assert pq.read_table(folder / "traces.parquet").num_rows == 35
+    assert json.loads((folder / "report.json").read_text())["rows"] == 35
+    again = run_cli("run", "--job-dir", str(sample_job), "--export-traces", env=env_with(plugin_path, tmp_path / "l"))
+    assert again.returncode == 0, again.stderr  # our own output, replaced; traces/ is not a trial
+    assert pq.read_table(folder / "traces.parquet").num_rows == 35
 
 
 def test_settings_precedence_yaml_env_flag(monkeypatch):

@@ -88,6 +88,24 @@ def test_push_datasetdict_splits_and_revision(hub, tmp_path):
     assert "| success | 6 | 3 | 3 | 100.0% |" in body and "| failure | 3 | 3 | 0 | 0.0% |" in body
 
 
+def test_private_by_default_public_on_request_and_huggingface_token(hub, tmp_path):
+    """A push with no visibility flag creates a private repo (Harbor's would be public);
+    --public opts out; HUGGINGFACE_TOKEN is read before HF_TOKEN, as Harbor does."""
+    env = hub_env(hub, tmp_path, token=None)
+    env["HUGGINGFACE_TOKEN"] = TOKEN
+    env["HF_TOKEN"] = "hf_not_the_right_one"
+    hub.users.update({TOKEN: "alice", "hf_not_the_right_one": "mallory"})
+    proc = run_cli("traces", "export", "--sample", "--push", "--repo", "org/quiet", env=env)
+    assert proc.returncode == 0, proc.stderr
+    state = hub.repo_state("org/quiet")
+    assert state["private"] is True
+    authors = {a for c in hub.store.history("dataset", "org/quiet", state["branches"]["main"]) for a in c["authors"]}
+    assert authors == {"alice"}  # pushed with HUGGINGFACE_TOKEN
+    proc = run_cli("traces", "export", "--sample", "--push", "--repo", "org/open", "--public", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert hub.repo_state("org/open")["private"] is False
+
+
 def test_push_separate_repos(hub, tmp_path):
     env = hub_env(hub, tmp_path)
     proc = run_cli("traces", "export", "--sample", "--separate", "--push", "--repo-success",
@@ -103,7 +121,8 @@ def test_no_token_fails_before_any_work(hub, tmp_path):
     proc = run_cli("traces", "export", "--sample", "-o", str(out), "--push", "--repo", "org/x",
                    env=env)
     assert proc.returncode == 2
-    assert "no Hugging Face token: pass --token, set HF_TOKEN, or log in once with `hf auth login`" in proc.stderr
+    assert ("no Hugging Face token: pass --token, set HUGGINGFACE_TOKEN or HF_TOKEN, "
+            "or log in once with `hf auth login`") in proc.stderr
     assert not out.exists() and not hub.requests
     proc = run_cli("traces", "export", "--sample", "--push", "--repo", "org/x", "--token", TOKEN,
                    env=env)

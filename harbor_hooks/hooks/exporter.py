@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from harbor_hooks.hooks.specs import hookimpl
 from harbor_hooks.log import get_logger
+from harbor_hooks.outputs.guard import TRACES_FOLDER
 from harbor_hooks.publish import Outcome, publish
 from harbor_hooks.settings import HooksSettings
 
@@ -19,8 +21,16 @@ class ExporterPlugin:
             return
         log = get_logger()
         log.info("exporting traces", job_dir=os.fspath(job_dir))
-        outcome = publish(job_dir, settings.export_options(), settings.output_options(),
-                          settings.push_options(), log=lambda line: log.info(line))
+        output = settings.output_options()
+        if output.output is None and not settings.push:  # else the export would vanish
+            folder = Path(job_dir) / TRACES_FOLDER
+            folder.mkdir(exist_ok=True)
+            output = output.model_copy(update={"output": folder / "traces.parquet",
+                                               "report": output.report or folder / "report.json"})
+            log.info("no --export-output or --export-push: writing the traces into the job folder",
+                     path=os.fspath(folder))
+        outcome = publish(job_dir, settings.export_options(), output, settings.push_options(),
+                          log=lambda line: log.info(line))
         _log_outcome(outcome, os.fspath(job_dir))
 
     @hookimpl

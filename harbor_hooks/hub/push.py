@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -20,14 +22,15 @@ RETRY_STATUS = {429, 500, 502, 503, 504}
 
 
 def resolve_token(explicit: str | None = None) -> str:
-    """--token, else HF_TOKEN, else the token stored by `hf auth login`; fail before any work."""
+    """--token, else HUGGINGFACE_TOKEN, else HF_TOKEN (Harbor's order), else the token stored
+    by `hf auth login`; fail before any work."""
     if explicit:
         return explicit
     from huggingface_hub import get_token
 
-    token = get_token()
+    token = os.environ.get("HUGGINGFACE_TOKEN") or get_token()
     if not token:
-        raise PushError("no Hugging Face token: pass --token, set HF_TOKEN, "
+        raise PushError("no Hugging Face token: pass --token, set HUGGINGFACE_TOKEN or HF_TOKEN, "
                         "or log in once with `hf auth login`")
     return token
 

@@ -27,6 +27,9 @@ def _inside(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
+TRACES_FOLDER = "traces"  # <job_dir>/traces/: holds no trial, so it may sit inside the job
+
+
 def check_targets(output: OutputOptions, targets: list[str], roots: list[str]) -> None:
     """Refuse (UsageError, before any work) to write where the export would destroy data:
     inside or over the trials exported, or over a folder or file harbor-hooks did not write."""
@@ -36,6 +39,8 @@ def check_targets(output: OutputOptions, targets: list[str], roots: list[str]) -
             continue
         real = os.path.realpath(target)
         for root in real_roots:
+            if os.path.dirname(real) == os.path.join(root, TRACES_FOLDER):
+                continue  # the job's own traces/ folder (run --export-traces writes there by default)
             if _inside(real, root) or _inside(root, real):
                 where = "inside" if _inside(real, root) else "over"
                 raise UsageError(f"{target}: the output would be written {where} the trials it "

@@ -123,6 +123,7 @@ def trial_rows(trial_dir: str, root: str, jobs: JobResults, opts: ExportOptions,
     if redactor is not None:
         meta, source_path, verifier = _redacted(redactor, trace, turns, meta, source_path, verifier)
     report.images += sum(len(t.images) for t in turns)
+    report.audio += sum(len(t.audio) for t in turns)
     images = load_images(trial_dir, turns, files) if opts.images == "keep" else None
     selected = selected_episodes(trace, opts)
     if len(selected) > opts.max_rows_per_trial:  # cut before rendering: rows grow quadratically

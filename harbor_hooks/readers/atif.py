@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections import Counter
 from typing import Any
 
 from harbor_hooks.readers.files import TrialFiles
@@ -65,6 +66,7 @@ def _observation_turn(step: dict[str, Any], files: TrialFiles, path: str) -> Tur
         return None
     pairs: list[tuple[str | None, str]] = []
     images: list[str] = []
+    audio: list[str] = []
     for result in results:
         if not isinstance(result, dict):
             files.report.skip("step", path, f"observation result is a "
@@ -72,11 +74,11 @@ def _observation_turn(step: dict[str, Any], files: TrialFiles, path: str) -> Tur
         elif "content" in result:
             call_id = result.get("source_call_id")
             pairs.append((str(call_id) if call_id is not None else None,
-                          files.message(content_text(result["content"], images), path)))
+                          files.message(content_text(result["content"], images, audio), path)))
     if not pairs:
         return None
     return Turn(role="tool", harbor_role="user", text="\n".join(t for _, t in pairs),
-                results=pairs, images=images)
+                results=pairs, images=images, audio=audio)
 
 
 def _tool_calls(step: dict[str, Any], path: str, report: ExportReport) -> list[ToolCall]:
@@ -136,10 +138,11 @@ def _turns(steps: list[Any], path: str, files: TrialFiles, whole: bool,
             continue
         source = step.get("source")
         images: list[str] = []
+        audio: list[str] = []
         if source in ("system", "user"):
             turn = Turn(role=source, harbor_role="user",
-                        text=files.message(content_text(step.get("message"), images), path),
-                        images=images)
+                        text=files.message(content_text(step.get("message"), images, audio), path),
+                        images=images, audio=audio)
             if source == "system" and tools_pending:
                 turn.tools_prefix = True
                 tools_pending = False
@@ -149,7 +152,8 @@ def _turns(steps: list[Any], path: str, files: TrialFiles, whole: bool,
             metrics = metrics if isinstance(metrics, dict) else {}
             turns.append(Turn(
                 role="assistant", harbor_role="assistant",
-                text=files.message(content_text(step.get("message"), images), path), images=images,
+                text=files.message(content_text(step.get("message"), images, audio), path), images=images,
+                audio=audio,
                 reasoning=files.message(_text(step.get("reasoning_content")) or "", path) or None,
                 tool_calls=_tool_calls(step, path, report),
                 prompt_tokens=_token_count(metrics.get("prompt_tokens")),
@@ -188,17 +192,90 @@ def _agent_fields(doc: dict[str, Any], meta: TrialMeta) -> tuple[str, str, list 
     )
 
 
-def _subagent_refs(doc: dict[str, Any]) -> list[str]:
+def _subagent_refs(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """The subagent_trajectory_ref entries of a trajectory's observation results."""
     refs = []
     for step in doc.get("steps") or []:
         observation = step.get("observation") if isinstance(step, dict) else None
         results = observation.get("results") if isinstance(observation, dict) else None
         for result in results if isinstance(results, list) else []:
             subrefs = result.get("subagent_trajectory_ref") if isinstance(result, dict) else None
-            for ref in subrefs if isinstance(subrefs, list) else []:
-                if isinstance(ref, dict) and isinstance(ref.get("trajectory_path"), str):
-                    refs.append(ref["trajectory_path"])
+            refs += [ref for ref in (subrefs if isinstance(subrefs, list) else []) if isinstance(ref, dict)]
     return refs
+
+
+MAX_SUBAGENT_DEPTH = 16
+
+
+def _embedded(doc: dict[str, Any], path: str, files: TrialFiles, depth: int = 0,
+              seen: set[str] | None = None) -> list[tuple[str, dict[str, Any], str]]:
+    """ATIF-v1.7 embedded subagents: (trajectory_id, trajectory, where it is) of every entry
+    of subagent_trajectories, nested ones after their parent; a bad entry is skipped, counted."""
+    seen = set() if seen is None else seen
+    found = []
+    subs = doc.get("subagent_trajectories")
+    if subs is not None and not isinstance(subs, list):
+        files.report.skip("file", path, f"subagent_trajectories is a {type(subs).__name__}, expected a list")
+        return found
+    for k, sub in enumerate(subs or []):
+        tid = sub.get("trajectory_id") if isinstance(sub, dict) else None
+        where = f"{path}#subagent_trajectories[{k}]"
+        if not isinstance(tid, str) or not tid:
+            files.report.skip("file", where, "embedded subagent trajectory has no trajectory_id")
+            continue
+        if tid in seen:
+            files.report.skip("file", where, f"trajectory_id {tid!r} appears twice")
+            continue
+        seen.add(tid)
+        found.append((tid, sub, where))
+        if depth + 1 >= MAX_SUBAGENT_DEPTH:
+            files.report.skip("file", where, f"subagents nested deeper than {MAX_SUBAGENT_DEPTH}")
+            continue
+        found += _embedded(sub, where, files, depth + 1, seen)
+    return found
+
+
+def _embedded_conversations(doc: dict[str, Any], path: str, meta: TrialMeta, files: TrialFiles
+                            ) -> tuple[list[Conversation], set[str], list[dict[str, Any]]]:
+    """The embedded subagents as conversations of their own (trace_source: the subagent's
+    name, with its trajectory_id when two share a name), every trajectory_id found, and the
+    subagent refs inside them (nested subagents)."""
+    found = _embedded(doc, path, files)
+    named = []
+    for tid, sub, where in found:
+        try:
+            _, model, tools = _agent_fields(sub, meta)
+            turns, ends = _turns(_steps(sub, where), where, files, whole=True, tool_definitions=tools)
+        except TraceReadError as exc:
+            files.report.skip("file", exc.path, exc.reason)
+            continue
+        if not ends:
+            files.report.skip("file", where, "subagent trajectory has no agent steps")
+            continue
+        agent = sub.get("agent") if isinstance(sub.get("agent"), dict) else {}
+        named.append((fs_text(str(agent.get("name") or tid)), tid, model, where, turns, tools))
+    counts = Counter(name for name, *_ in named)
+    out = [Conversation(name if counts[name] == 1 else f"{name}-{tid}", meta.agent, model, where,
+                        [Episode(0, turns)], tools)
+           for name, tid, model, where, turns, tools in named]
+    return out, {tid for tid, _, _ in found}, [ref for _, sub, _ in found for ref in _subagent_refs(sub)]
+
+
+def _check_ref(ref: dict[str, Any], ids: set[str], agent_dir: str, main_path: str, files: TrialFiles) -> None:
+    """Count a subagent_trajectory_ref that resolves to nothing: no embedded trajectory of
+    its trajectory_id, and no file of its trajectory_path in agent/."""
+    tid, path = ref.get("trajectory_id"), ref.get("trajectory_path")
+    if isinstance(tid, str) and tid in ids:
+        return
+    if isinstance(path, str) and path:
+        ref_path = _in_agent_dir(agent_dir, path)
+        if ref_path is None:
+            files.report.skip("file", main_path, f"subagent_trajectory_ref {path!r} points outside agent/")
+        elif not files.is_file(agent_dir, os.path.basename(ref_path)):
+            files.report.skip("file", ref_path, "subagent trajectory referenced but not found")
+        return
+    files.report.skip("file", main_path, f"subagent_trajectory_ref {tid!r} resolves to no embedded "
+                                         "trajectory and names no file")
 
 
 def _in_agent_dir(agent_dir: str, ref: str) -> str | None:
@@ -231,7 +308,7 @@ def read_atif_trial(trial_dir: str, meta: TrialMeta, files: TrialFiles,
 
     conversations: list[Conversation] = []
     chain = [main_path]
-    refs: list[str] = []
+    refs: list[dict[str, Any]] = []
     number = 0
     path = main_path
     while True:
@@ -267,12 +344,10 @@ def read_atif_trial(trial_dir: str, meta: TrialMeta, files: TrialFiles,
 
     if subagents:
         conversations.extend(_subagents(agent_dir, set(chain), meta, files))
-        for ref in refs:
-            ref_path = _in_agent_dir(agent_dir, ref)
-            if ref_path is None:
-                report.skip("file", chain[0], f"subagent_trajectory_ref {ref!r} points outside agent/")
-            elif not files.is_file(agent_dir, os.path.basename(ref_path)):
-                report.skip("file", ref_path, "subagent trajectory referenced but not found")
+        embedded, ids, nested_refs = _embedded_conversations(main_doc, main_path, meta, files)
+        conversations.extend(embedded)
+        for ref in refs + nested_refs:
+            _check_ref(ref, ids, agent_dir, chain[0], files)
     return TrialTrace("atif", conversations, instruction)
 
 

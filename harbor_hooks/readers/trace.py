@@ -30,6 +30,7 @@ class Turn:
     tool_calls: list[ToolCall] = field(default_factory=list)
     results: list[tuple[str | None, str]] = field(default_factory=list)  # tool turns
     images: list[str] = field(default_factory=list)  # image paths, relative to agent/
+    audio: list[str] = field(default_factory=list)  # audio paths, relative to agent/
     tools_prefix: bool = False  # Harbor embeds tool definitions in this turn
     prompt_tokens: int | None = None  # from ATIF step metrics
     completion_tokens: int | None = None
@@ -110,9 +111,10 @@ class TrialTrace:
 
 
 IMAGE_PLACEHOLDER = "[image: {}]"
+AUDIO_PLACEHOLDER = "[audio: {}]"
 
 
-def content_text(content: Any, images: list[str] | None = None) -> str:
+def content_text(content: Any, images: list[str] | None = None, audio: list[str] | None = None) -> str:
     """Text of a message or observation content: a string, or a list of parts.
 
     Text parts are concatenated as the model saw them (Harbor keeps only the
@@ -136,9 +138,11 @@ def content_text(content: Any, images: list[str] | None = None) -> str:
                 if path is None and isinstance(part.get("image_url"), dict):
                     path = part["image_url"].get("url")
                 path = str(path) if path is not None else part.get("type")
-                if images is not None:
-                    images.append(path)
-                out.append(IMAGE_PLACEHOLDER.format(path))
+                heard = part.get("type") == "audio"  # ATIF-v1.8
+                found = audio if heard else images
+                if found is not None:
+                    found.append(path)
+                out.append((AUDIO_PLACEHOLDER if heard else IMAGE_PLACEHOLDER).format(path))
             else:
                 out.append(json_text(part))
         return "".join(out)

@@ -1,0 +1,70 @@
+"""ATIF-v1.7/1.8 built with Harbor 0.24's own models (tests/data/atif18/make_trial.py): a main
+agent calling two embedded subagents in parallel, one of them calling a nested one, and a
+tool result of text, audio and image parts."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import read_jsonl, run_cli
+
+DATA = Path(__file__).parent / "data"
+JOB = DATA / "atif18-job"
+TRIAL = JOB / "orchestrate__T1"
+
+
+def test_the_trial_is_what_harbors_models_write(tmp_path):
+    from harbor_env import harbor_python, harbor_unavailable_reason
+
+    python = harbor_python()
+    if python is None:
+        pytest.skip(f"Harbor 0.24 unavailable: {harbor_unavailable_reason()}")
+    out = tmp_path / "orchestrate__T1"
+    subprocess.run([str(python), str(DATA / "atif18" / "make_trial.py"), str(out)], check=True)
+    built = json.loads((out / "agent" / "trajectory.json").read_text())
+    assert built == json.loads((TRIAL / "agent" / "trajectory.json").read_text())
+    assert built["schema_version"] == "ATIF-v1.8"
+
+
+def test_embedded_subagents_are_rows_of_their_own(tmp_path):
+    out, report = tmp_path / "rows.jsonl", tmp_path / "report.json"
+    proc = run_cli("traces", "export", "-p", str(JOB), "-o", str(out), "--report", str(report), check=True)
+    rows = read_jsonl(out)
+    sources = [r["trace_source"] for r in rows]
+    assert sources.count("main") == 3
+    assert {s for s in sources if s != "main"} == {"researcher", "reader", "coder"}  # the nested one too
+    by_source = {r["trace_source"]: r for r in rows if r["trace_source"] != "main"}
+    assert "It has 3 lines." in json.dumps(by_source["reader"]["conversations"])
+    assert "The bug is in add()." in json.dumps(by_source["researcher"]["conversations"])
+    assert by_source["coder"]["model"] == "sub-model" and by_source["coder"]["agent"] == "orchestrator"
+    counts = json.loads(report.read_text())
+    assert counts["audio_replaced"] == 1 and counts["images_replaced"] == 1
+    assert "1 audio clips replaced" in proc.stdout
+    assert "[audio: media/note.wav]" in json.dumps(rows) and "[image: media/screen.png]" in json.dumps(rows)
+    none = run_cli("traces", "export", "-p", str(JOB), "-o", str(tmp_path / "main.jsonl"), "--no-subagents",
+                   check=True)
+    assert {r["trace_source"] for r in read_jsonl(tmp_path / "main.jsonl")} == {"main"}
+    assert none.returncode == 0
+
+
+def test_refs_that_resolve_to_nothing_are_counted_and_names_told_apart(tmp_path):
+    job = tmp_path / "job"
+    trial = job / TRIAL.name
+    import shutil
+
+    shutil.copytree(TRIAL, trial)
+    path = trial / "agent" / "trajectory.json"
+    doc = json.loads(path.read_text())
+    doc["subagent_trajectories"][1]["agent"]["name"] = "researcher"  # two subagents of one name
+    doc["steps"][2]["observation"]["results"][0]["subagent_trajectory_ref"].append({"trajectory_id": "t-gone"})
+    path.write_text(json.dumps(doc))
+    report = tmp_path / "report.json"
+    run_cli("traces", "export", "-p", str(job), "-o", str(tmp_path / "r.jsonl"), "--report", str(report), check=True)
+    sources = {r["trace_source"] for r in read_jsonl(tmp_path / "r.jsonl")}
+    assert {"researcher-t-researcher", "researcher-t-coder", "reader"} <= sources
+    skipped = json.loads(report.read_text())["skipped"]
+    assert any("'t-gone' resolves to no embedded trajectory" in s["reason"] for s in skipped)
