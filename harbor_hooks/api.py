@@ -58,7 +58,7 @@ def export_traces(root: str | os.PathLike | list[str | os.PathLike], *args: Any,
     push: PushOptions = build(PushOptions, parts[PushOptions])
     from harbor_hooks.publish import publish
 
-    by_source = (not merge_subagents or split_by == "source") and export.subagents
+    by_source = (not merge_subagents or split_by == "source") and export.subagents != "none"
     log = get_logger()
     outcome = publish(root, export, output, push, by_source=by_source, keep_dataset=True,
                       log=lambda line: log.info(line))

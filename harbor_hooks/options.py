@@ -36,6 +36,7 @@ class Option:
     flag: str | None = None  # the flag, when not --name (a bool's "--on/--off" pair)
     short: str | None = None  # e.g. -o
     sweeps_flag_aliases: tuple[str, ...] = ()  # more declarations on `sweeps run` (Harbor's)
+    off: str | None = None  # the value a `--no-<name>` flag sets (and a false given for a choice)
     commands: tuple[str, ...] = ("export", "run", "sweeps")  # the commands with a flag for it
 
 
@@ -69,6 +70,11 @@ class _Options(BaseModel):
             field = fields.get(name)
             if field is not None:
                 value = _plain(name, field.annotation, value)
+                off = option_of(field).off
+                if off is not None and isinstance(value, bool | str) and str(value).lower() in (
+                        "true", "false", "1", "0", "yes", "no", "on", "off"):
+                    # a choice that was a bool (Harbor's export_subagents=False)
+                    value = field.default if str(value).lower() in ("true", "1", "yes", "on") else off
             out[name] = value
         return out
 
@@ -120,8 +126,10 @@ class ExportOptions(_Options):
         "all", description="Keep successes (reward > 0, decided as Harbor does), failures, or all.")
     sharegpt: Annotated[bool, Option(aliases=("to_sharegpt",))] = Field(
         False, description="Add a conversations_sharegpt column ([{from, value}]).")
-    subagents: Annotated[bool, Option(aliases=("export_subagents",))] = Field(
-        True, description="Export subagent trajectories as rows of their own.")
+    subagents: Annotated[Literal["separate", "inline", "none"], Option(aliases=("export_subagents",),
+                                                                      off="none")] = Field(
+        "separate", description="Subagent trajectories as rows of their own, inline in the tool result "
+                                "of the call that spawned them, or left out (--no-subagents).")
     instruction_metadata: Annotated[bool, Option(aliases=("include_instruction", "instruction"))] = Field(
         False, description="Add an instruction column (the first non-empty step message).")
     verifier_metadata: Annotated[bool, Option(aliases=("include_verifier_output", "verifier"))] = Field(

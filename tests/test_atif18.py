@@ -68,3 +68,33 @@ def test_refs_that_resolve_to_nothing_are_counted_and_names_told_apart(tmp_path)
     assert {"researcher-t-researcher", "researcher-t-coder", "reader"} <= sources
     skipped = json.loads(report.read_text())["skipped"]
     assert any("'t-gone' resolves to no embedded trajectory" in s["reason"] for s in skipped)
+
+
+def test_subagents_inline_at_the_call_that_spawned_them(tmp_path):
+    """--subagents inline: each subagent's conversation is a <subagent> block inside the tool
+    result of the call that spawned it (the nested one inside its parent's block), no rows
+    of its own; in the messages schema that result is the `tool` message answering the call."""
+    out, report = tmp_path / "m.jsonl", tmp_path / "r.json"
+    run_cli("traces", "export", "-p", str(JOB), "-o", str(out), "--schema", "messages", "--subagents", "inline",
+            "--report", str(report), check=True)
+    rows = read_jsonl(out)
+    assert {r["trace_source"] for r in rows} == {"main"}
+    last = rows[-1]["messages"]
+    answers = {m["tool_call_id"]: m["content"] for m in last if m["role"] == "tool"}
+    researcher, coder = answers["c1"], answers["c2"]
+    assert researcher.startswith('<subagent name="researcher">\n<user>\nFind the bug\n</user>')
+    assert researcher.endswith("</subagent>\nresearcher: The bug is in add().")
+    nested = researcher.index('<subagent name="reader">')
+    assert researcher.index("<tool_response>") < nested < researcher.index("reader says: 3 lines")
+    assert '<subagent name="coder">' in coder and "Fixed: a + b." in coder and "reader" not in coder
+    order = [m.get("tool_call_id") for m in last if m["role"] == "tool"]
+    assert order[:2] == ["c1", "c2"]  # in call order
+    counts = json.loads(report.read_text())
+    assert counts["reshaped"]["subagent conversations inlined at their call"] == 3
+    # rendered by a real chat template as the tool's output
+    import sys
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_chat_templates import render
+
+    text = render("qwen2.5", rows[-1])
+    assert text.index("<tool_call>") < text.index('<subagent name="researcher">') < text.index("All done.")

@@ -115,7 +115,7 @@ def test_aliases_reach_the_canonical_name(monkeypatch):
     monkeypatch.setenv("HARBOR_HOOKS_TASK_FILTER", '["swe-*"]')
     assert load_settings(None).task == ["swe-*"]
     options = ExportOptions(include_instruction=True, to_sharegpt=True, export_subagents=False)
-    assert (options.instruction_metadata, options.sharegpt, options.subagents) == (True, True, False)
+    assert (options.instruction_metadata, options.sharegpt, options.subagents) == (True, True, "none")
 
 
 BAD = [("schema", "bogus", "invalid option 'schema': Input should be 'harbor', 'messages', 'llamafactory' or 'prompt-completion', got 'bogus'"),

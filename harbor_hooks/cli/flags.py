@@ -19,6 +19,7 @@ from pydantic_core import PydanticUndefined
 from harbor_hooks.options import option_of
 
 PREFIX = "export_"
+OFF = "off__"  # the parameter of a choice's `--no-<name>` flag
 
 
 def _is(annotation: Any, kind: type) -> bool:
@@ -92,6 +93,13 @@ def option_params(models: tuple, command: str, include: set[str] | None = None) 
                 PREFIX + name if prefixed else name, inspect.Parameter.KEYWORD_ONLY, default=None,
                 annotation=Annotated[annotation, typer.Option(*decls, help=_help(field), show_default=False,
                                                         rich_help_panel=panel, metavar=_metavar(field))]))
+            if opt.off is not None:  # `--no-<name>`: the choice's off value (an older bool flag)
+                dashed = name.replace("_", "-")
+                offs = [f"--no-export-{dashed}", f"--export-no-{dashed}"] if prefixed else [f"--no-{dashed}"]
+                params.append(inspect.Parameter(
+                    OFF + (PREFIX + name if prefixed else name), inspect.Parameter.KEYWORD_ONLY, default=False,
+                    annotation=Annotated[bool, typer.Option(*offs, help=f"= {decls[0]} {opt.off}",
+                                                           rich_help_panel=panel)]))
     return params
 
 
@@ -117,6 +125,10 @@ def option_values(kwargs: dict[str, Any], params: list[inspect.Parameter]) -> di
     out = {}
     for param in params:
         value = kwargs.get(param.name)
-        if value is not None:
+        if param.name.startswith(OFF):
+            if value:
+                field = param.name.removeprefix(OFF).removeprefix(PREFIX)
+                out[field] = "false"  # the model maps it to the field's off value
+        elif value is not None:
             out[param.name.removeprefix(PREFIX)] = value
     return out

@@ -8,6 +8,7 @@ from typing import Any
 
 from harbor_hooks.readers.files import TrialFiles
 from harbor_hooks.readers.trace import (
+    json_text,
     Conversation,
     Episode,
     ToolCall,
@@ -49,7 +50,8 @@ def _label(step: dict[str, Any]) -> str:
     return f"(step {step.get('step_id')})"
 
 
-def _observation_turn(step: dict[str, Any], files: TrialFiles, path: str) -> Turn | None:
+def _observation_turn(step: dict[str, Any], files: TrialFiles, path: str,
+                      inline: "_Inliner | None" = None) -> Turn | None:
     observation = step.get("observation")
     if observation is None:
         return None
@@ -71,10 +73,12 @@ def _observation_turn(step: dict[str, Any], files: TrialFiles, path: str) -> Tur
         if not isinstance(result, dict):
             files.report.skip("step", path, f"observation result is a "
                               f"{type(result).__name__}, expected an object {_label(step)}")
-        elif "content" in result:
+        elif "content" in result or (inline is not None and result.get("subagent_trajectory_ref")):
             call_id = result.get("source_call_id")
+            text = files.message(content_text(result.get("content"), images, audio), path)
+            block = inline(result, images, audio) if inline is not None else ""
             pairs.append((str(call_id) if call_id is not None else None,
-                          files.message(content_text(result["content"], images, audio), path)))
+                          f"{block}\n{text}" if block and text else block or text))
     if not pairs:
         return None
     return Turn(role="tool", harbor_role="user", text="\n".join(t for _, t in pairs),
@@ -122,7 +126,7 @@ def _token_ids(metrics: dict[str, Any], path: str, report: ExportReport) -> dict
 
 
 def _turns(steps: list[Any], path: str, files: TrialFiles, whole: bool,
-           tool_definitions: list | None) -> tuple[list[Turn], list[int]]:
+           tool_definitions: list | None, inline: "_Inliner | None" = None) -> tuple[list[Turn], list[int]]:
     """All turns of a trajectory, and where each episode ends (exclusive index).
 
     An agent step's observation follows it; an episode ends right after its agent
@@ -162,7 +166,7 @@ def _turns(steps: list[Any], path: str, files: TrialFiles, whole: bool,
             ))
             if not step.get("is_copied_context"):
                 ends.append(len(turns))
-            observation = _observation_turn(step, files, path)
+            observation = _observation_turn(step, files, path, inline)
             if observation is not None:
                 turns.append(observation)
         else:
@@ -235,12 +239,10 @@ def _embedded(doc: dict[str, Any], path: str, files: TrialFiles, depth: int = 0,
     return found
 
 
-def _embedded_conversations(doc: dict[str, Any], path: str, meta: TrialMeta, files: TrialFiles
-                            ) -> tuple[list[Conversation], set[str], list[dict[str, Any]]]:
-    """The embedded subagents as conversations of their own (trace_source: the subagent's
-    name, with its trajectory_id when two share a name), every trajectory_id found, and the
-    subagent refs inside them (nested subagents)."""
-    found = _embedded(doc, path, files)
+def _embedded_conversations(found: list[tuple[str, dict[str, Any], str]], meta: TrialMeta,
+                            files: TrialFiles) -> list[Conversation]:
+    """Embedded subagents as conversations of their own (trace_source: the subagent's name,
+    with its trajectory_id when two share a name)."""
     named = []
     for tid, sub, where in found:
         try:
@@ -252,13 +254,83 @@ def _embedded_conversations(doc: dict[str, Any], path: str, meta: TrialMeta, fil
         if not ends:
             files.report.skip("file", where, "subagent trajectory has no agent steps")
             continue
-        agent = sub.get("agent") if isinstance(sub.get("agent"), dict) else {}
-        named.append((fs_text(str(agent.get("name") or tid)), tid, model, where, turns, tools))
+        named.append((_subagent_name(sub, tid), tid, model, where, turns, tools))
     counts = Counter(name for name, *_ in named)
-    out = [Conversation(name if counts[name] == 1 else f"{name}-{tid}", meta.agent, model, where,
-                        [Episode(0, turns)], tools)
-           for name, tid, model, where, turns, tools in named]
-    return out, {tid for tid, _, _ in found}, [ref for _, sub, _ in found for ref in _subagent_refs(sub)]
+    return [Conversation(name if counts[name] == 1 else f"{name}-{tid}", meta.agent, model, where,
+                         [Episode(0, turns)], tools)
+            for name, tid, model, where, turns, tools in named]
+
+
+def _subagent_name(doc: dict[str, Any], fallback: str) -> str:
+    agent = doc.get("agent")
+    return fs_text(str(agent.get("name") or fallback) if isinstance(agent, dict) else fallback)
+
+
+class _Inliner:
+    """--subagents inline: the subagents a tool result refers to (by trajectory_id, embedded,
+    or by trajectory_path, a file in agent/), each as a text block before the result's
+    content; a nested subagent is a block inside its parent's. What is inlined is not
+    exported again as rows of its own (`inlined`: trajectory ids and file paths)."""
+
+    def __init__(self, found: list[tuple[str, dict[str, Any], str]], agent_dir: str, files: TrialFiles):
+        self.embedded = {tid: (sub, where) for tid, sub, where in found}
+        self.agent_dir, self.files = agent_dir, files
+        self.inlined: set[str] = set()
+
+    def __call__(self, result: dict[str, Any], images: list[str], audio: list[str]) -> str:
+        refs = result.get("subagent_trajectory_ref")
+        blocks = []
+        for ref in refs if isinstance(refs, list) else []:
+            found = self._resolve(ref) if isinstance(ref, dict) else None
+            if found is None or found[0] in self.inlined:
+                continue  # unresolved refs are counted once, by _check_ref
+            key, doc, where = found
+            self.inlined.add(key)
+            try:
+                turns, _ = _turns(_steps(doc, where), where, self.files, whole=True, tool_definitions=None,
+                                  inline=self)
+            except TraceReadError as exc:
+                self.files.report.skip("file", exc.path, exc.reason)
+                continue
+            for turn in turns:
+                images += turn.images
+                audio += turn.audio
+            blocks.append(subagent_block(_subagent_name(doc, key), turns))
+            self.files.report.reshaped["subagent conversations inlined at their call"] += 1
+        return "\n".join(blocks)
+
+    def _resolve(self, ref: dict[str, Any]) -> tuple[str, dict[str, Any], str] | None:
+        tid, path = ref.get("trajectory_id"), ref.get("trajectory_path")
+        if isinstance(tid, str) and tid in self.embedded:
+            return tid, *self.embedded[tid]
+        full = _in_agent_dir(self.agent_dir, path) if isinstance(path, str) and path else None
+        if full is None or not self.files.is_file(self.agent_dir, os.path.basename(full)):
+            return None
+        try:
+            return full, self.files.json_object(full, trajectory=True), full
+        except TraceReadError as exc:
+            self.files.report.skip("file", exc.path, exc.reason)
+            return None
+
+
+def subagent_block(name: str, turns: list[Turn]) -> str:
+    """A subagent's conversation as text (tags after Harbor's <think>/<tool_call> style): each
+    turn in <user>, <system>, <assistant> (with its <think> and <tool_call>s) or
+    <tool_response> tags, all in <subagent name="...">."""
+    parts = [f'<subagent name="{name.replace(chr(34), chr(39))}">']
+    for turn in turns:
+        if turn.role == "assistant":
+            body = [f"<think>{turn.reasoning}</think>"] if turn.reasoning else []
+            body += [turn.text] if turn.text else []
+            body += [f"<tool_call>\n{json_text({'name': c.name, 'arguments': c.arguments})}\n</tool_call>"
+                     for c in turn.tool_calls]
+            parts.append("<assistant>\n" + "\n".join(body) + "\n</assistant>")
+        elif turn.role == "tool":
+            parts += [f"<tool_response>\n{text}\n</tool_response>" for _, text in turn.results]
+        else:
+            parts.append(f"<{turn.role}>\n{turn.text}\n</{turn.role}>")
+    parts.append("</subagent>")
+    return "\n".join(parts)
 
 
 def _check_ref(ref: dict[str, Any], ids: set[str], agent_dir: str, main_path: str, files: TrialFiles) -> None:
@@ -300,11 +372,16 @@ def _segment_path(agent_dir: str, ref: Any, current: str, files: TrialFiles) -> 
 
 
 def read_atif_trial(trial_dir: str, meta: TrialMeta, files: TrialFiles,
-                    subagents: bool = True) -> TrialTrace:
+                    subagents: str = "separate") -> TrialTrace:
+    """A trial's ATIF conversations: the main chain (continued segments followed), then
+    (--subagents separate) each subagent's; with inline, the subagents a tool result refers
+    to are text blocks in it (and the others, which no call spawned, conversations)."""
     report = files.report
     agent_dir = os.path.join(trial_dir, "agent")
     main_path = os.path.join(agent_dir, "trajectory.json")
     doc = main_doc = files.json_object(main_path, trajectory=True)  # the main file failing fails the trial
+    found = _embedded(main_doc, main_path, files) if subagents != "none" else []
+    inline = _Inliner(found, agent_dir, files) if subagents == "inline" else None
 
     conversations: list[Conversation] = []
     chain = [main_path]
@@ -314,7 +391,8 @@ def read_atif_trial(trial_dir: str, meta: TrialMeta, files: TrialFiles,
     while True:
         agent, model, tools = _agent_fields(doc, meta)
         try:
-            turns, ends = _turns(_steps(doc, path), path, files, whole=False, tool_definitions=tools)
+            turns, ends = _turns(_steps(doc, path), path, files, whole=False, tool_definitions=tools,
+                                 inline=inline)
         except TraceReadError as exc:
             if path == main_path:
                 raise
@@ -342,11 +420,12 @@ def read_atif_trial(trial_dir: str, meta: TrialMeta, files: TrialFiles,
 
     instruction = _instruction(main_doc)
 
-    if subagents:
-        conversations.extend(_subagents(agent_dir, set(chain), meta, files))
-        embedded, ids, nested_refs = _embedded_conversations(main_doc, main_path, meta, files)
-        conversations.extend(embedded)
-        for ref in refs + nested_refs:
+    if subagents != "none":
+        inlined = inline.inlined if inline is not None else set()
+        conversations.extend(_subagents(agent_dir, set(chain) | inlined, meta, files))
+        conversations.extend(_embedded_conversations([f for f in found if f[0] not in inlined], meta, files))
+        ids = {tid for tid, _, _ in found}
+        for ref in refs + [ref for _, sub, _ in found for ref in _subagent_refs(sub)]:
             _check_ref(ref, ids, agent_dir, chain[0], files)
     return TrialTrace("atif", conversations, instruction)
 
