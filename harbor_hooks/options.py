@@ -37,6 +37,7 @@ class Option:
     short: str | None = None  # e.g. -o
     sweeps_flag_aliases: tuple[str, ...] = ()  # more declarations on `sweeps run` (Harbor's)
     off: str | None = None  # the value a `--no-<name>` flag sets (and a false given for a choice)
+    flag_aliases: tuple[str, ...] = ()  # older flag names (`--images` for --media)
     commands: tuple[str, ...] = ("export", "run", "sweeps")  # the commands with a flag for it
 
 
@@ -158,8 +159,9 @@ class ExportOptions(_Options):
     max_tokens: int | None = Field(None, ge=1, description="With --tokenizer: drop rows of more tokens (counted).")
     token_ids: bool = Field(
         False, description="Keep ATIF's prompt_token_ids, completion_token_ids and logprobs as columns.")
-    images: Literal["placeholder", "keep"] = Field(
-        "placeholder", description="ATIF images as [image: path] text (counted), or an images column.")
+    media: Annotated[Literal["placeholder", "keep"], Option(aliases=("images",), flag_aliases=("--images",))] = Field(
+        "placeholder", description="ATIF images and audio as [image: path] / [audio: path] text (counted), "
+                                   "or also as images and audio columns (datasets.Image, datasets.Audio).")
     splits: Annotated[bool, Option(commands=("export", "run"))] = Field(
         False, description="A DatasetDict with success and failure splits (sweeps always split).")
     min_reward: float | None = Field(None, allow_inf_nan=False, description="Keep trials whose reward is at least this.")

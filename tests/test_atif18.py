@@ -98,3 +98,31 @@ def test_subagents_inline_at_the_call_that_spawned_them(tmp_path):
 
     text = render("qwen2.5", rows[-1])
     assert text.index("<tool_call>") < text.index('<subagent name="researcher">') < text.index("All done.")
+
+
+def test_media_keep_gives_image_and_audio_columns(tmp_path):
+    """--media keep (--images keep is its older name): the tool result's image and audio as
+    datasets.Image and datasets.Audio columns; a missing media file is counted, never a crash."""
+    from datasets import Audio, Dataset, Image, List
+
+    out = tmp_path / "m.parquet"
+    run_cli("traces", "export", "-p", str(JOB), "-o", str(out), "--media", "keep", check=True)
+    rows = Dataset.from_parquet(str(out))
+    assert rows.features["images"] == List(Image()) and rows.features["audio"] == List(Audio())
+    # decoding audio needs torchcodec: read the stored bytes instead
+    rows = rows.cast_column("audio", List(Audio(decode=False)))
+    main = rows.filter(lambda r: r["trace_source"] == "main" and r["episode"] == "episode-2")
+    raw = main[0]["audio"]
+    assert raw[0]["path"] == "media/note.wav" and raw[0]["bytes"][:4] == b"RIFF"
+    assert main[0]["images"][0].size == (2, 2)
+    job = tmp_path / "job"
+    import shutil
+
+    shutil.copytree(JOB, job)
+    (job / TRIAL.name / "agent" / "media" / "note.wav").unlink()
+    report = tmp_path / "r.json"
+    run_cli("traces", "export", "-p", str(job), "-o", str(tmp_path / "x.parquet"), "--images", "keep",
+            "--report", str(report), check=True)
+    skipped = json.loads(report.read_text())["skipped"]
+    assert any(s["path"].endswith("note.wav") and "media kept as a text placeholder only" in s["reason"]
+               for s in skipped)

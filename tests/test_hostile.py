@@ -462,10 +462,10 @@ def test_image_paths_never_lead_out_of_the_trial(tmp_path):
     agent = trial / "agent"
     expected = sorted([
         ("file", f"{agent}/../../../../../../etc/passwd",
-         "image kept as a text placeholder: path leads outside agent/"),
-        ("file", f"{agent}/../result.json", "image kept as a text placeholder: path leads outside agent/"),
+         "media kept as a text placeholder only: path leads outside agent/"),
+        ("file", f"{agent}/../result.json", "media kept as a text placeholder only: path leads outside agent/"),
         ("file", f"{agent}/images/link.png",
-         "image kept as a text placeholder: symlink points outside agent/")])
+         "media kept as a text placeholder only: symlink points outside agent/")])
     report = json.loads((tmp_path / "r.json").read_text())
     assert sorted((s["kind"], s["path"], s["reason"]) for s in report["skipped"]) == expected
     data = (tmp_path / "o.parquet").read_bytes() + json.dumps(

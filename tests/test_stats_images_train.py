@@ -71,7 +71,7 @@ def test_images_default_placeholder_counted(image_job):
 def test_images_keep_as_datasets_image(image_job):
     from datasets import Image, List
 
-    ds = export_traces(str(image_job), images="keep", schema="messages", workers=1)
+    ds = export_traces(str(image_job), images="keep", schema="messages", workers=1)  # images: --media's alias
     assert ds.features["images"] == List(Image())
     first, second = ds[0]["images"], ds[1]["images"]
     assert len(first) == 1 and first[0].size == (4, 3) and first[0].getpixel((0, 0)) == (255, 0, 0)

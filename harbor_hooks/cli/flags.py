@@ -82,7 +82,8 @@ def option_params(models: tuple, command: str, include: set[str] | None = None) 
                 continue
             is_bool = field.annotation is bool
             decl = opt.flag or (f"{_dashed(name)}/--no-{name.replace('_', '-')}" if is_bool else _dashed(name))
-            decls = _prefixed(decl) if prefixed else [decl]
+            decls = [_prefixed(d)[0] for d in (decl, *opt.flag_aliases)] if prefixed and not is_bool else \
+                _prefixed(decl) if prefixed else [decl, *opt.flag_aliases]
             if command == "export":
                 decls += [opt.short] if opt.short else []
             if command == "sweeps":

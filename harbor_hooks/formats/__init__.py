@@ -13,7 +13,7 @@ from typing import Any
 import pyarrow as pa
 
 from harbor_hooks.formats import harbor, llamafactory, messages, prompt_completion
-from harbor_hooks.formats.arrow import IMAGE, META_FIELDS, TEXT, with_image_features
+from harbor_hooks.formats.arrow import MEDIA, META_FIELDS, TEXT, with_media_features
 from harbor_hooks.options import ExportOptions
 
 
@@ -60,6 +60,6 @@ def row_schema(opts: ExportOptions) -> pa.Schema:
                    ("logprobs", pa.list_(pa.list_(pa.float64())))]
     if opts.tokenizer is not None:
         fields += [("input_ids", pa.list_(pa.int32())), ("labels", pa.list_(pa.int32())), ("n_tokens", pa.int32())]
-    if opts.images == "keep":
-        return with_image_features(pa.schema(fields + [("images", pa.list_(IMAGE))]))
+    if opts.media == "keep":
+        return with_media_features(pa.schema(fields + [("images", pa.list_(MEDIA)), ("audio", pa.list_(MEDIA))]))
     return pa.schema(fields)

@@ -45,7 +45,7 @@ META_FIELDS = [
 ]
 
 
-IMAGE = pa.struct([("bytes", pa.binary()), ("path", pa.string())])  # datasets.Image storage
+MEDIA = pa.struct([("bytes", pa.binary()), ("path", pa.string())])  # datasets.Image and datasets.Audio storage
 
 
 ARROW_TO_DTYPE = {"double": "float64", "float": "float32", "halffloat": "float16"}
@@ -62,11 +62,13 @@ def hf_feature(typ: pa.DataType) -> dict:
     return {"dtype": ARROW_TO_DTYPE.get(str(typ), str(typ)), "_type": "Value"}
 
 
-def with_image_features(schema: pa.Schema) -> pa.Schema:
-    """Declare the `images` column as a list of datasets.Image in the schema's metadata,
-    which Dataset.from_file reads; every other column keeps its plain type."""
+def with_media_features(schema: pa.Schema) -> pa.Schema:
+    """Declare the `images` and `audio` columns as lists of datasets.Image and datasets.Audio
+    in the schema's metadata, which Dataset.from_file reads; every other column keeps its
+    plain type."""
     features = {f.name: hf_feature(f.type) for f in schema}
     features["images"] = {"feature": {"_type": "Image"}, "_type": "List"}
+    features["audio"] = {"feature": {"_type": "Audio"}, "_type": "List"}
     return schema.with_metadata({"huggingface": json.dumps({"info": {"features": features}})})
 
 

@@ -74,7 +74,7 @@ class _Rendered:
 
 def render_rows(selected: list[tuple[Conversation, Episode]], trace: TrialTrace, meta: TrialMeta,
                 opts: ExportOptions, source_path: str, verifier_output: str | None,
-                images: dict[str, bytes] | None = None, counts: Counter | None = None) -> list[dict[str, Any]]:
+                media: dict[str, bytes] | None = None, counts: Counter | None = None) -> list[dict[str, Any]]:
     """The rows of the selected (conversation, episode) pairs of a trial; what was reshaped
     on the way (results with no call, merged messages) counted in counts."""
     counts = Counter() if counts is None else counts
@@ -113,8 +113,8 @@ def render_rows(selected: list[tuple[Conversation, Episode]], trace: TrialTrace,
         if opts.token_ids:  # one entry per assistant turn of the row (None where the step had none)
             found = [t.token_ids or {} for t in episode.turns if t.role == "assistant"]
             row.update({key: [ids.get(key) for ids in found] for key in TOKEN_ID_KEYS})
-        if images is not None:  # in the order the row's text shows their placeholders
-            row["images"] = [{"bytes": images[p], "path": p}
-                             for t in episode.turns for p in t.images if p in images]
+        if media is not None:  # in the order the row's text shows their placeholders
+            row["images"] = [{"bytes": media[p], "path": p} for t in episode.turns for p in t.images if p in media]
+            row["audio"] = [{"bytes": media[p], "path": p} for t in episode.turns for p in t.audio if p in media]
         rows.append(row)
     return rows

@@ -124,13 +124,13 @@ def trial_rows(trial_dir: str, root: str, jobs: JobResults, opts: ExportOptions,
         meta, source_path, verifier = _redacted(redactor, trace, turns, meta, source_path, verifier)
     report.images += sum(len(t.images) for t in turns)
     report.audio += sum(len(t.audio) for t in turns)
-    images = load_images(trial_dir, turns, files) if opts.images == "keep" else None
+    media = load_media(trial_dir, turns, files) if opts.media == "keep" else None
     selected = selected_episodes(trace, opts)
     if len(selected) > opts.max_rows_per_trial:  # cut before rendering: rows grow quadratically
         report.skip("row", trial_dir, f"{len(selected) - opts.max_rows_per_trial} episodes beyond "
                     f"--max-rows-per-trial ({opts.max_rows_per_trial})")
         selected = selected[:opts.max_rows_per_trial]
-    rows = render_rows(selected, trace, meta, opts, source_path, verifier, images, report.reshaped)
+    rows = render_rows(selected, trace, meta, opts, source_path, verifier, media, report.reshaped)
     if not rows:
         report.skip("trial", trial_dir, "no complete episode to export")
     elif opts.decontaminate is not None and contaminated(_task_texts(trace), opts):
@@ -178,13 +178,14 @@ def _relative(path: str, root: str) -> str:
     return os.path.relpath(path, root)
 
 
-def load_images(trial_dir: str, turns: list[Turn], files: TrialFiles) -> dict[str, bytes]:
-    """--images keep: the bytes of every image the turns refer to (paths relative to agent/).
-    Only files inside agent/ are read: a path or a link leading out of it is refused, counted."""
+def load_media(trial_dir: str, turns: list[Turn], files: TrialFiles) -> dict[str, bytes]:
+    """--media keep: the bytes of every image and audio clip the turns refer to (paths
+    relative to agent/). Only files inside agent/ are read: a path or a link leading out of
+    it is refused, and a missing file skipped, each counted (its text placeholder stays)."""
     found = {}
     agent_dir = os.path.join(trial_dir, "agent")
     real_agent = None
-    for path in dict.fromkeys(p for t in turns for p in t.images):
+    for path in dict.fromkeys(p for t in turns for p in (*t.images, *t.audio)):
         full = os.path.normpath(os.path.join(agent_dir, path))
         try:
             if not full.startswith(os.path.normpath(agent_dir) + os.sep):
@@ -194,7 +195,7 @@ def load_images(trial_dir: str, turns: list[Turn], files: TrialFiles) -> dict[st
                 raise TraceReadError(full, "symlink points outside agent/")
             found[path] = files.bytes(full)
         except TraceReadError as exc:
-            files.report.skip("file", exc.path, f"image kept as a text placeholder: {exc.reason}")
+            files.report.skip("file", exc.path, f"media kept as a text placeholder only: {exc.reason}")
     return found
 
 
