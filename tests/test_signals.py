@@ -25,6 +25,13 @@ def big_job(tmp_path_factory) -> Path:
     return make_job(tmp_path_factory.mktemp("signals") / "job", 6000, atif_only=True, unique=True)
 
 
+def default_signals() -> None:
+    """As a shell starts a command: Ctrl-C and SIGTERM at their defaults (an earlier test in
+    this pytest process, Ray's for one, may have left SIGINT ignored, which a child inherits)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def leftovers(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if ".tmp-" in p.name or p.name.startswith("harbor-hooks-"))
 
@@ -42,7 +49,7 @@ def test_signal_mid_export_stops_cleanly(big_job, tmp_path, sig, code, group):
     proc = subprocess.Popen([sys.executable, "-m", "harbor_hooks", "traces", "export", "-p", str(big_job),
                              "--episodes", "all", "--workers", "2", "-o", str(target), "--overwrite"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=default_signals)
     deadline = time.monotonic() + 60
     while not any(".tmp-" in p.name for p in out_dir.iterdir()):  # the output is being written
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
