@@ -11,7 +11,8 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from harbor_hooks.log import get_logger
-from harbor_hooks.options import OPTION_MODELS, ExportOptions, OutputOptions, PushOptions, build, split
+from harbor_hooks.options import OPTION_MODELS, ExportOptions, OutputOptions, PushOptions
+from harbor_hooks.validation import build, split
 
 if TYPE_CHECKING:
     from datasets import Dataset, DatasetDict

@@ -19,9 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from harbor_hooks.errors import SettingsError
 
 # `schema` (the row schema option) shadows pydantic's deprecated BaseModel.schema(), which
 # nothing here calls; the option keeps the name users type
@@ -239,6 +238,14 @@ class OutputOptions(_Options):
         None, description="Write .parquet, .jsonl, or a directory (save_to_disk); with splits, "
                           "out-success.parquet and out-failure.parquet.")
     report: Path | None = Field(None, description="Write every skipped item and all counts as JSON.")
+    format: Annotated[Literal["hf", "otel"], Option(short="-f", commands=("export",))] = Field(
+        "hf", description="hf: a dataset (rows); otel: one OpenTelemetry trace per trial, spans for steps "
+                          "and tool calls (the [otel] extra).")
+    endpoint: Annotated[str | None, Option(commands=("export",))] = Field(
+        None, description="otel: OTLP/HTTP endpoint to send the traces to (else OTEL_EXPORTER_OTLP_ENDPOINT; "
+                          "headers from OTEL_EXPORTER_OTLP_HEADERS).")
+    encoding: Annotated[Literal["json", "pb"], Option(commands=("export",))] = Field(
+        "json", description="otel: json (a .jsonl file, OTLP/JSON lines) or pb (a folder of protobuf files).")
     overwrite: bool = Field(False, description="Replace an existing folder that holds no export of ours.")
 
     @field_validator("output")
@@ -248,6 +255,17 @@ class OutputOptions(_Options):
             raise ValueError(f"unknown output type {value.suffix!r}: use .parquet, .jsonl "
                              "(or .json), or a folder")
         return value
+
+    @model_validator(mode="after")
+    def _otel_target(self) -> "OutputOptions":
+        if self.format != "otel":
+            return self
+        if self.output is None and not (self.endpoint or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")):
+            raise ValueError("--format otel writes to --output or --endpoint (or OTEL_EXPORTER_OTLP_ENDPOINT)")
+        if self.output is not None and self.kind != ("jsonl" if self.encoding == "json" else "dir"):
+            raise ValueError(f"--format otel --encoding {self.encoding} writes "
+                             f"{'a .jsonl file' if self.encoding == 'json' else 'a folder'}, not {self.output}")
+        return self
 
     @model_validator(mode="after")
     def _report_apart(self) -> "OutputOptions":
@@ -339,59 +357,3 @@ def output_kind(target: str) -> str | None:
 
 
 ENV_PREFIX = "HARBOR_HOOKS_"
-
-
-def where(name: str) -> str:
-    """Where an option is set, at every front door it has."""
-    flag = name.replace("_", "-")
-    model = next((m for m in (*OPTION_MODELS, ServiceOptions) if name in m.model_fields), None)
-    commands = option_of(model.model_fields[name]).commands if model else ()
-    flags = [f"--{flag}" if ("export" in commands or model is ServiceOptions) else None,
-             f"--export-{flag}" if {"run", "sweeps"} & set(commands) else None]
-    places = [" / ".join(f for f in flags if f), f"export.{name} in YAML", f"{ENV_PREFIX}{name.upper()}"]
-    if model in OPTION_MODELS:
-        places.append(f"{name}= in Python")
-    return ", ".join(p for p in places if p)
-
-
-def describe_errors(exc: ValidationError, secret: frozenset[str] = frozenset({"token"})) -> str:
-    """One line per invalid option, the same whatever front door set it."""
-    lines = []
-    for error in exc.errors():
-        message = error["msg"].removeprefix("Value error, ")
-        if not error["loc"]:  # a rule between options: its message names them
-            lines.append(message)
-            continue
-        key = str(error["loc"][0])
-        if error["type"] == "extra_forbidden":
-            lines.append(f"unknown option {key!r}")
-            continue
-        value = error.get("input")
-        # quoted as text whatever its type: a flag or env gives "-1" where YAML or Python give -1
-        if key not in secret and isinstance(value, (str, int, float)) and len(str(value)) < 80 \
-                and f"'{value}'" not in message:
-            message += f", got '{value}'"
-        lines.append(f"invalid option {key!r}: {message} ({where(key)})")
-    return "; ".join(lines)
-
-
-def build(model: type[_Options], values: dict[str, Any]) -> Any:
-    """model(**values), or a SettingsError with describe_errors' message."""
-    try:
-        return model(**values)
-    except ValidationError as exc:
-        raise SettingsError(describe_errors(exc)) from None
-
-
-def split(values: dict[str, Any]) -> tuple[dict[type[_Options], dict[str, Any]], list[str]]:
-    """Keyword values (canonical names or aliases) sorted by the option model they belong to,
-    and the names that belong to none."""
-    out: dict[type[_Options], dict[str, Any]] = {m: {} for m in OPTION_MODELS}
-    unknown = []
-    for key, value in values.items():
-        owner = next((m for m in OPTION_MODELS if key in m.model_fields or key in alias_map(m)), None)
-        if owner is None:
-            unknown.append(key)
-        else:
-            out[owner][key] = value
-    return out, unknown

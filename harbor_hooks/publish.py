@@ -120,6 +120,8 @@ def publish(
     returns the Dataset in the Outcome (the API). A push that cannot happen raises
     SettingsError before any work; a failed push raises PushError after the local output is
     written; an output that cannot be written raises ExportFailed naming it."""
+    if output.format == "otel":
+        return _publish_otel(roots, export, output, push)
     plan = plan_export(roots, export, output, push, by_source)
     result = None
     try:
@@ -147,6 +149,33 @@ def _output_files(plan: _Plan, export: ExportOptions) -> Any:
     from harbor_hooks.formats import row_schema
     from harbor_hooks.outputs.files import output_files
     return output_files(plan.target, row_schema(export), plan.splits)
+
+
+def _publish_otel(roots: str | os.PathLike | list[str | os.PathLike], export: ExportOptions,
+                  output: OutputOptions, push: PushOptions) -> Outcome:
+    """--format otel: one OTLP trace per trial, to --output and/or --endpoint (no dataset)."""
+    if push.push:
+        raise UsageError("--format otel sends traces to --output or --endpoint; a Hub push takes --format hf")
+    roots = [os.fspath(r) for r in (roots if isinstance(roots, list) else [roots])]
+    target = os.fspath(output.output) if output.output is not None else None
+    plan_export(roots, export, output.model_copy(update={"output": None}), PushOptions())  # roots exist
+    if target is not None:
+        from harbor_hooks.outputs.guard import check_targets
+        check_targets(output.model_copy(update={"format": "hf"}), [target], roots)
+    from harbor_hooks.outputs.otel import write_traces
+    from harbor_hooks.pipeline.otel import otel_requests
+
+    report = ExportReport()
+    endpoint = output.endpoint or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None
+    try:
+        written = write_traces(otel_requests(roots, export, report), target, output.encoding, endpoint)
+    except OSError as exc:
+        raise ExportFailed(f"{printable(str(exc.filename or target or roots[0]))}: {exc.strerror or exc}") from None
+    outcome = Outcome(report, written=written)
+    if output.report is not None:
+        write_report(report, os.fspath(output.report))
+        outcome.written.append(os.fspath(output.report))
+    return outcome
 
 
 def _write(outcome: Outcome, result: ExportResult, plan: _Plan, output: OutputOptions) -> None:

@@ -13,9 +13,10 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from harbor_hooks.validation import describe_errors
 from harbor_hooks.errors import SettingsError
 from harbor_hooks.options import (
-    ENV_PREFIX, ExportOptions, OutputOptions, PushOptions, ServiceOptions, alias_map, describe_errors,
+    ENV_PREFIX, ExportOptions, OutputOptions, PushOptions, ServiceOptions, alias_map,
 )
 
 _yaml_section: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar(

@@ -57,7 +57,7 @@ def sample_value(field) -> object:
 
 
 # options that need others beside them (set alike at every front door)
-COMPANIONS = {"tokenizer": {"schema": "messages"},
+COMPANIONS = {"tokenizer": {"schema": "messages"}, "format": {"endpoint": "http://127.0.0.1:4318"},
               "max_tokens": {"schema": "messages", "tokenizer": str(ROOT / "tests")}}
 
 

@@ -71,7 +71,8 @@ def run_traces_export(path: str | None, sample: bool, flags: dict[str, Any], ver
         if root is None:
             raise UsageError("give --path PATH (a trial or a folder of trials), or --sample")
         settings = load_settings(None, **_with_log_format(flags, log_format))
-        if settings.engine == "local" and not settings.push and settings.output_options().kind != "dir":
+        if settings.engine == "local" and not settings.push and settings.output_options().kind != "dir" \
+                and settings.format == "hf":
             from harbor_hooks.imports import import_pyarrow_alone
             import_pyarrow_alone()  # rows go from Python objects to Arrow to files: no datasets, no numpy
         from harbor_hooks.publish import publish
@@ -80,7 +81,8 @@ def run_traces_export(path: str | None, sample: bool, flags: dict[str, Any], ver
             outcome = publish(root, settings.export_options(), settings.output_options(),
                               settings.push_options(), log=_logger(settings, log_format),
                               progress=progress)
-        out(f"Exported {outcome.report.rows} rows from {printable(root)}")
+        unit = "traces" if settings.format == "otel" else "rows"
+        out(f"Exported {outcome.report.rows} {unit} from {printable(root)}")
         print_report(outcome.report, verbose)
         for written in outcome.written:
             out(f"wrote {printable(written)}")
