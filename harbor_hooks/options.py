@@ -313,6 +313,10 @@ class PushOptions(_Options):
     commit_message: str | None = Field(None, description="Message of the push commit.")
     max_shard_size: str = Field("500MB", pattern=_SIZE.pattern, description="Largest Parquet shard pushed, e.g. 500MB.")
     append: bool = Field(False, description="Add to the rows already in the repo instead of replacing them.")
+    commit_every: int = Field(
+        100, ge=1, description="Shards per commit, committed as they are uploaded (the Hub allows 128 "
+                               "commits an hour: 10,000 shards make 100).")
+    single_commit: bool = Field(False, description="One commit for the whole push.")
     token: SecretStr | None = Field(None, description="Hub token (else HUGGINGFACE_TOKEN, else HF_TOKEN, "
                                                       "else `hf auth login`).")
     push_retries: int = Field(5, ge=0, description="Retries of a failed Hub request.")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from harbor_hooks.errors import PushError
@@ -102,9 +103,10 @@ def push(dataset: "Dataset | DatasetDict", opts: PushOptions, repo: str,
         if opts.append:
             dataset = _with_existing_rows(api, dataset, opts, repo)
         message = opts.commit_message or f"Upload {sum(splits.values())} rows with harbor-hooks {__version__}"
-        info = with_retries("push", lambda: dataset.push_to_hub(
-            repo, private=opts.private, token=token, revision=opts.revision,
-            commit_message=message, max_shard_size=opts.max_shard_size), opts, log)
+        with _commits_of(None if opts.single_commit else opts.commit_every):
+            info = with_retries("push", lambda: dataset.push_to_hub(
+                repo, private=opts.private, token=token, revision=opts.revision,
+                commit_message=message, max_shard_size=opts.max_shard_size), opts, log)
         with_retries("dataset card", lambda: push_card(api, dataset, opts, repo, report, card), opts, log)
     except HfHubHTTPError as exc:
         raise PushError(f"push to {repo} failed: {_describe(exc)}") from exc
@@ -116,6 +118,22 @@ def push(dataset: "Dataset | DatasetDict", opts: PushOptions, repo: str,
             raise PushError(f"push to {repo} failed: {type(exc).__name__}: {exc}") from exc
         raise
     return getattr(info, "commit_url", None) or f"{repo}"
+
+
+@contextmanager
+def _commits_of(shards: int | None) -> Iterator[None]:
+    """datasets' push_to_hub uploads each Parquet shard as it is written, then commits the
+    files in batches of config.UPLOADS_MAX_NUMBER_PER_COMMIT: that batch, set here (None: all
+    in one commit). A push run again after being killed re-uploads nothing the Hub already
+    holds: its LFS batch answers "present" for a shard of the same content (sha256)."""
+    from datasets import config
+
+    before = config.UPLOADS_MAX_NUMBER_PER_COMMIT
+    config.UPLOADS_MAX_NUMBER_PER_COMMIT = shards or 1 << 62
+    try:
+        yield
+    finally:
+        config.UPLOADS_MAX_NUMBER_PER_COMMIT = before
 
 
 def row_counts(dataset: Any) -> dict[str, int]:
