@@ -73,6 +73,7 @@ class ExportReport:
     filtered: Counter = field(default_factory=Counter)  # option -> trials or rows it dropped
     redactions: Counter = field(default_factory=Counter)
     reshaped: Counter = field(default_factory=Counter)  # what a row's layout changed, counted
+    nodes: Counter = field(default_factory=Counter)  # --engine ray: tasks run per node id
     images: int = 0
     audio: int = 0
     notes: list[str] = field(default_factory=list)
@@ -99,6 +100,7 @@ class ExportReport:
         self.filtered.update(other.filtered)
         self.redactions.update(other.redactions)
         self.reshaped.update(other.reshaped)
+        self.nodes.update(other.nodes)
         self.images += other.images
         self.audio += other.audio
         self.notes.extend(other.notes)
@@ -128,6 +130,7 @@ class ExportReport:
             "filtered": dict(sorted(self.filtered.items())),
             "redactions": dict(sorted(self.redactions.items())),
             "reshaped": dict(sorted(self.reshaped.items())),
+            **({"ray_tasks_per_node": dict(sorted(self.nodes.items()))} if self.nodes else {}),
             "images_replaced": self.images,
             "audio_replaced": self.audio,
             "notes": [printable(n) for n in self.notes],

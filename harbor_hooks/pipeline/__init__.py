@@ -13,7 +13,6 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 
-from harbor_hooks.errors import SettingsError
 from harbor_hooks.formats import row_schema
 from harbor_hooks.options import ExportOptions
 from harbor_hooks.pipeline.sampling import VALIDATION, draw, draws_needed
@@ -58,9 +57,6 @@ def _engine(opts: ExportOptions, roots: list[str]):
     if opts.engine == "ray":
         from harbor_hooks.pipeline import ray
         return ray.run_tasks
-    urls = [r for r in roots if is_url(r)]
-    if urls:
-        raise SettingsError(f"{urls[0]}: a URL is read with --engine ray only")
     from harbor_hooks.pipeline import local
     return local.run_tasks
 

@@ -1,9 +1,8 @@
 """--engine ray: the same tasks on a Ray cluster, for jobs beyond one machine.
 
 Each task (a batch of trials) runs as a Ray task with the same code as a local worker;
-trials under an fsspec URL (s3://, gs://, file://) are first copied to the task's scratch
-space, keeping their layout under the root (and their job's result.json), so rows say the
-same `source_path` as a local export. A task returns its Arrow shards as bytes through the
+trials under an fsspec URL (s3://, gs://, file://) are copied to the task's scratch space
+first (shards.export_task, as on the local engine). A task returns its Arrow shards as bytes through the
 object store (a cluster's nodes share no disk); the driver writes them into the export's
 work folder, and the orchestrator goes on as with the local engine. `--ray-address`
 joins a cluster, otherwise a local one starts with `--workers` CPUs.
@@ -20,28 +19,10 @@ from collections.abc import Callable, Iterator
 from harbor_hooks.errors import ExportFailed
 from harbor_hooks.options import ExportOptions
 from harbor_hooks.pipeline.shards import TaskResult, export_task
-from harbor_hooks.readers.discover import is_url
 from harbor_hooks.report import ExportReport
 
 RAY_MISSING = "--engine ray needs Ray: pip install 'harbor-hooks[ray]'"
 TASKS_AHEAD_PER_CPU = 2
-
-
-def _fetch(trial: str, root: str, data: str) -> str:
-    """A local copy of an fsspec trial dir at its place under data (as the trial is under
-    root), beside a copy of its job's result.json (the job-level stats decide `result`)."""
-    import fsspec
-
-    fs, path = fsspec.core.url_to_fs(trial)
-    path = path.rstrip("/")
-    rel = trial[len(root):].strip("/")
-    local = os.path.join(data, rel) if rel else data
-    job_result = path.rsplit("/", 1)[0] + "/result.json"
-    if fs.isfile(job_result):
-        os.makedirs(os.path.dirname(local), exist_ok=True)
-        fs.get(job_result, os.path.join(os.path.dirname(local), "result.json"))
-    fs.get(path + "/", local, recursive=True)
-    return local
 
 
 def _ray_task(index: int, trials: list[str], root: str, opts: ExportOptions,
@@ -49,13 +30,12 @@ def _ray_task(index: int, trials: list[str], root: str, opts: ExportOptions,
     """One task on a Ray worker: its shards as bytes, with its row counts and report."""
     scratch = tempfile.mkdtemp(prefix="harbor-hooks-ray-")
     try:
-        if is_url(root):
-            data = os.path.join(scratch, "trials")
-            os.makedirs(data)
-            trials, root = [_fetch(t, root, data) for t in trials], data
         out = os.path.join(scratch, "shards")
         os.makedirs(out)
         result = export_task(index, trials, root, opts, split_by, out)
+        import ray
+
+        result.report.nodes[ray.get_runtime_context().get_node_id()] += 1  # where it ran
         blobs = {}
         for split, path in result.paths.items():
             with open(path, "rb") as fh:

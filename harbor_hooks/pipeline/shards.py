@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -17,6 +18,7 @@ from harbor_hooks.formats import row_schema
 from harbor_hooks.formats.arrow import storage_schema
 from harbor_hooks.options import ExportOptions
 from harbor_hooks.pipeline.transform import DEDUPE_KEY, task_rows
+from harbor_hooks.readers.discover import fetch_trial, is_url
 from harbor_hooks.report import ExportReport
 
 ROWS_PER_BATCH = 1000
@@ -111,12 +113,32 @@ class TaskResult(NamedTuple):
 
 def export_task(index: int, trial_dirs: list[str], root: str, opts: ExportOptions,
                 split_by: str | None, workdir: str) -> TaskResult:
-    """Export a batch of trials into shards of their own (in a worker, on any engine)."""
+    """Export a batch of trials into shards of their own (in a worker, on any engine); trials
+    under an fsspec URL are read from a local copy, made in a scratch folder and removed."""
+    if is_url(root):
+        return _export_remote(index, trial_dirs, root, opts, split_by, workdir)
     report = ExportReport()
     writer = ShardWriter(workdir, f"{index:06d}", shard_schema(opts), report)
     for split, row, size in task_rows(trial_dirs, root, opts, report, split_by):
         writer.add(split, row, size)
     return TaskResult(index, writer.close(), writer.rows, report)
+
+
+def _export_remote(index: int, trials: list[str], root: str, opts: ExportOptions,
+                   split_by: str | None, workdir: str) -> TaskResult:
+    report = ExportReport()
+    with tempfile.TemporaryDirectory(prefix="harbor-hooks-fetch-") as scratch:
+        data = os.path.join(scratch, "trials")
+        os.makedirs(data)
+        local = []
+        for trial in trials:
+            try:
+                local.append(fetch_trial(trial, root, data))
+            except Exception as exc:  # noqa: BLE001 - fsspec backends raise their own kinds
+                report.skip("trial", trial, f"cannot be read ({type(exc).__name__}: {exc})")
+        result = export_task(index, local, data, opts, split_by, workdir)
+    result.report.merge(report)
+    return result
 
 
 @dataclass

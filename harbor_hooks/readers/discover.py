@@ -57,6 +57,26 @@ def iter_trial_urls(root: str, recursive: bool = True) -> Iterator[str]:
             yield f"{protocol}://{trial}"
 
 
+def fetch_trial(trial: str, root: str, data: str) -> str:
+    """A local copy of an fsspec trial dir at its place under data (as the trial is under
+    root: rows then say the same `source_path` as from a local copy), beside a copy of its
+    job's result.json (the job-level stats decide `result`)."""
+    import fsspec
+
+    fs, path = fsspec.core.url_to_fs(trial)
+    path = path.rstrip("/")
+    rel = trial[len(root):].strip("/")
+    local = os.path.join(data, rel) if rel else data
+    job_result = path.rsplit("/", 1)[0] + "/result.json"
+    if fs.isfile(job_result):
+        os.makedirs(os.path.dirname(local), exist_ok=True)
+        fs.get(job_result, os.path.join(os.path.dirname(local), "result.json"))
+    fs.get(path + "/", local, recursive=True)
+    return local
+
+
+
+
 def _report_broken_agent(path: str, report: ExportReport | None) -> None:
     """A folder whose `agent` is there but is no folder (a file, a dangling or looping
     link) looks like a trial that cannot be read: say so rather than pass it by."""
