@@ -14,7 +14,7 @@ from harbor_hooks.formats.otel import trial_request
 from harbor_hooks.options import ExportOptions
 from harbor_hooks.pipeline import trial_batches
 from harbor_hooks.pipeline.redact import Redactor
-from harbor_hooks.pipeline.transform import _redacted, _relative, read_trial
+from harbor_hooks.pipeline.transform import _redacted, _relative, at_trial_boundary, read_trial, redact_report
 from harbor_hooks.readers.meta import JobResults
 from harbor_hooks.report import ExportReport, fs_text
 
@@ -40,23 +40,19 @@ def otel_requests(roots: list[str], opts: ExportOptions, report: ExportReport) -
     jobs = JobResults(report)
     for root, trial_dirs in trial_batches([os.fspath(r) for r in roots], opts.recursive, report):
         for trial_dir in trial_dirs:
-            try:  # the trial boundary, as for rows
+            def trace_of() -> tuple[str, Any] | None:
                 found = read_trial(trial_dir, jobs, opts, report)
                 if found is None:
-                    continue
+                    return None
                 meta, trace, _ = found
                 source_path = fs_text(_relative(trial_dir, root))
                 if redactor is not None:
                     meta, source_path, _ = _redacted(redactor, trace, trace.unique_turns(), meta, source_path, None)
-                request = trial_request(pb, trace, meta, source_path)
-            except RecursionError:
-                report.skip("trial", trial_dir, "nested too deeply to read")
-                continue
-            except Exception as exc:  # noqa: BLE001 - a bug or an input no reader foresaw
-                report.skip("trial", trial_dir, f"could not be exported ({type(exc).__name__}: {exc})")
-                continue
-            report.trials_exported += 1
-            report.rows += 1
-            yield meta.trial_name or os.path.basename(trial_dir), request
-    if redactor is not None:
-        report.redactions.update(redactor.counts)
+                return meta.trial_name or os.path.basename(trial_dir), trial_request(pb, trace, meta, source_path)
+
+            named = at_trial_boundary(trial_dir, report, trace_of)
+            if named is not None:
+                report.trials_exported += 1
+                report.rows += 1
+                yield named
+    redact_report(redactor, report)

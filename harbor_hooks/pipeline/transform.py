@@ -8,8 +8,8 @@ import dataclasses
 import fnmatch
 import hashlib
 import os
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import orjson
 
@@ -28,6 +28,7 @@ from harbor_hooks.readers.trace import TrialTrace, Turn
 from harbor_hooks.report import ExportReport, fs_text
 
 DEDUPE_KEY = "_dedupe_key"
+T = TypeVar("T")
 
 
 def _verifier_output(trial_dir: str, files: TrialFiles) -> str | None:
@@ -222,8 +223,7 @@ def task_rows(trial_dirs: list[str], root: str, opts: ExportOptions, report: Exp
     redactor = Redactor(opts.redact_patterns) if opts.redact else None
     tokenizer = load_tokenizer(str(opts.tokenizer)) if opts.tokenizer is not None else None
     for trial_dir in trial_dirs:
-        # the trial boundary: no error of one trial's reading or rendering reaches the others
-        try:
+        def rows_kept() -> tuple[list[dict[str, Any]], list[tuple[str, dict[str, Any], int]]]:
             rows = trial_rows(trial_dir, root, jobs, opts, report, redactor)
             kept = []
             for row in rows:
@@ -237,21 +237,38 @@ def task_rows(trial_dirs: list[str], root: str, opts: ExportOptions, report: Exp
                 if opts.dedupe:
                     row[DEDUPE_KEY] = conversation_key(row)
                 kept.append((split_of(row, split_by), row, size))
-        except RecursionError:
-            report.skip("trial", trial_dir, "nested too deeply to read")
+            return rows, kept
+
+        found = at_trial_boundary(trial_dir, report, rows_kept)
+        if found is None:
             continue
-        except Exception as exc:  # noqa: BLE001 - a bug or an input no reader foresaw
-            report.skip("trial", trial_dir, f"could not be exported ({type(exc).__name__}: {exc})")
-            continue
+        rows, kept = found
         if rows:
             report.trials_exported += 1
         yield from kept
-    if redactor is not None:
-        # reasons quote data (a reference, a source name); one trigger scan for all of them
-        rules = redactor.rules_for([t for skip in report.skips for t in (skip.path, skip.reason)]
-                                   + report.notes)
-        if rules:
-            for skip in report.skips:
-                skip.path, skip.reason = redactor.text(skip.path, rules), redactor.text(skip.reason, rules)
-            report.notes = [redactor.text(note, rules) for note in report.notes]
-        report.redactions.update(redactor.counts)
+    redact_report(redactor, report)
+
+
+def at_trial_boundary(trial_dir: str, report: ExportReport, work: Callable[[], T]) -> T | None:
+    """work(), or None when it raised: no error of one trial's reading or rendering reaches
+    the others; the trial is skipped, counted with its reason."""
+    try:
+        return work()
+    except RecursionError:
+        report.skip("trial", trial_dir, "nested too deeply to read")
+    except Exception as exc:  # noqa: BLE001 - a bug or an input no reader foresaw
+        report.skip("trial", trial_dir, f"could not be exported ({type(exc).__name__}: {exc})")
+    return None
+
+
+def redact_report(redactor: Redactor | None, report: ExportReport) -> None:
+    """The report's skip reasons and notes redacted (they quote data: a reference, a source
+    name), one trigger scan for all of them; the redactions counted."""
+    if redactor is None:
+        return
+    rules = redactor.rules_for([t for skip in report.skips for t in (skip.path, skip.reason)] + report.notes)
+    if rules:
+        for skip in report.skips:
+            skip.path, skip.reason = redactor.text(skip.path, rules), redactor.text(skip.reason, rules)
+        report.notes = [redactor.text(note, rules) for note in report.notes]
+    report.redactions.update(redactor.counts)
