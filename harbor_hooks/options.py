@@ -256,6 +256,11 @@ class OutputOptions(_Options):
                              "(or .json), or a folder")
         return value
 
+    @field_validator("endpoint")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        return value if value is None else check_endpoint(value)
+
     @model_validator(mode="after")
     def _otel_target(self) -> "OutputOptions":
         if self.format != "otel":
@@ -344,6 +349,20 @@ class ServiceOptions(_Options):
 
 
 OPTION_MODELS: tuple[type[_Options], ...] = (ExportOptions, OutputOptions, PushOptions)
+
+
+def check_endpoint(url: str) -> str:
+    """An OTLP/HTTP endpoint: an http(s) URL with a host and a valid port."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError as exc:
+        raise ValueError(f"{url!r} is not a URL ({exc})") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{url!r} is not an http(s) URL with a host")
+    return url
 
 
 def output_kind(target: str) -> str | None:

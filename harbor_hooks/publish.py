@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from harbor_hooks.errors import ExportFailed, SettingsError, UsageError
-from harbor_hooks.options import ExportOptions, OutputOptions, PushOptions
+from harbor_hooks.options import ExportOptions, OutputOptions, PushOptions, check_endpoint
 from harbor_hooks.pipeline import run_export
 from harbor_hooks.pipeline.shards import ExportResult, fixed_splits
 from harbor_hooks.report import ExportReport, printable
@@ -167,6 +167,11 @@ def _publish_otel(roots: str | os.PathLike | list[str | os.PathLike], export: Ex
 
     report = ExportReport()
     endpoint = output.endpoint or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None
+    if endpoint is not None:
+        try:
+            check_endpoint(endpoint)
+        except ValueError as exc:
+            raise UsageError(f"OTEL_EXPORTER_OTLP_ENDPOINT: {exc}") from None
     try:
         written = write_traces(otel_requests(roots, export, report), target, output.encoding, endpoint)
     except OSError as exc:

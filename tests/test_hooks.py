@@ -127,6 +127,13 @@ def test_without_push_or_output_the_export_goes_to_the_job_folder(plugin_path, t
     again = run_cli("run", "--job-dir", str(sample_job), "--export-traces", env=env_with(plugin_path, tmp_path / "l"))
     assert again.returncode == 0, again.stderr  # our own output, replaced; traces/ is not a trial
     assert pq.read_table(folder / "traces.parquet").num_rows == 35
+    import shutil
+    shutil.rmtree(folder)
+    folder.write_text("a file of the user's")
+    blocked = run_cli("run", "--job-dir", str(sample_job), "--export-traces", env=env_with(plugin_path, tmp_path / "l"))
+    assert blocked.returncode == 3 and "Traceback" not in blocked.stderr
+    assert "traces: is not a folder" in blocked.stderr and "--export-output" in blocked.stderr
+    assert folder.read_text() == "a file of the user's"
 
 
 def test_settings_precedence_yaml_env_flag(monkeypatch):

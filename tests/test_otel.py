@@ -134,3 +134,21 @@ def test_traces_are_redacted(tmp_path):
     run_cli("traces", "export", "-p", str(job), "--format", "otel", "-o", str(out), check=True)
     text = out.read_text()
     assert secret not in text and "[REDACTED:github]" in text
+
+
+@pytest.mark.parametrize("endpoint", ["notaurl", "http://[::1", "ftp://x/y", "http://", "http://127.0.0.1:99999"])
+def test_a_bad_endpoint_is_a_usage_error_before_any_work(tmp_path, endpoint):
+    proc = run_cli("traces", "export", "-p", str(TOOL_JOB), "--format", "otel", "--endpoint", endpoint)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and "endpoint" in proc.stderr
+    env_proc = run_cli("traces", "export", "-p", str(TOOL_JOB), "--format", "otel",
+                       env={"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint})
+    assert env_proc.returncode == 2 and "OTEL_EXPORTER_OTLP_ENDPOINT" in env_proc.stderr
+
+
+def test_rerun_over_our_own_output(tmp_path):
+    out = tmp_path / "t.jsonl"
+    for _ in range(2):  # the second run replaces our own file without --overwrite
+        run_cli("traces", "export", "-p", str(TOOL_JOB), "--format", "otel", "-o", str(out), check=True)
+    out.write_text('{"resourceSpans": [], "not": "ours"}\n')
+    refused = run_cli("traces", "export", "-p", str(TOOL_JOB), "--format", "otel", "-o", str(out))
+    assert refused.returncode == 2 and "holds no harbor-hooks export" in refused.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from harbor_hooks.errors import UsageError
 from harbor_hooks.hooks.specs import hookimpl
 from harbor_hooks.log import get_logger
 from harbor_hooks.outputs.guard import TRACES_FOLDER
@@ -24,6 +25,9 @@ class ExporterPlugin:
         output = settings.output_options()
         if output.output is None and not settings.push:  # else the export would vanish
             folder = Path(job_dir) / TRACES_FOLDER
+            if folder.exists() and not folder.is_dir():
+                raise UsageError(f"{folder}: is not a folder, and the traces go there by default: "
+                                 "give --export-output PATH")
             folder.mkdir(exist_ok=True)
             output = output.model_copy(update={"output": folder / "traces.parquet",
                                                "report": output.report or folder / "report.json"})

@@ -70,6 +70,8 @@ def _ours(path: str, kind: str | None) -> bool:
         with open(path, "rb") as fh:
             first = json.loads(fh.readline(1 << 20) if kind == "jsonl" else fh.read())
         keys = ("trial_name", "trace_source") if kind == "jsonl" else ("trials_found", "skipped")
+        if kind == "jsonl" and isinstance(first, dict) and "resourceSpans" in first:  # --format otel
+            return "harbor-hooks" in json.dumps(first["resourceSpans"][0]["scopeSpans"][0]["scope"])
         return isinstance(first, dict) and all(k in first for k in keys)
     except Exception:  # noqa: BLE001 - unreadable or not what we write: not ours
         return False

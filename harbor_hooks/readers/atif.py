@@ -45,8 +45,9 @@ def read_atif_trial(trial_dir: str, meta: TrialMeta, files: TrialFiles,
     agent_dir = os.path.join(trial_dir, "agent")
     main_path = os.path.join(agent_dir, "trajectory.json")
     doc = main_doc = files.json_object(main_path, trajectory=True)  # the main file failing fails the trial
-    found = _embedded(main_doc, main_path, files) if subagents != "none" else []
-    inline = _Inliner(found, agent_dir, files) if subagents == "inline" else None
+    found: list[tuple[str, dict[str, Any], str]] = []  # embedded subagents, of every segment
+    seen: set[str] = set()
+    inline = _Inliner(agent_dir, files) if subagents == "inline" else None
 
     conversations: list[Conversation] = []
     chain = [main_path]
@@ -55,6 +56,11 @@ def read_atif_trial(trial_dir: str, meta: TrialMeta, files: TrialFiles,
     path = main_path
     while True:
         agent, model, tools = _agent_fields(doc, meta)
+        if subagents != "none":
+            segment = _embedded(doc, path, files, seen=seen)
+            found += segment
+            if inline is not None:
+                inline.add(segment)
         try:
             turns, ends = _turns(_steps(doc, path), path, files, whole=False, tool_definitions=tools,
                                  inline=inline)

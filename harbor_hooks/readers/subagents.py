@@ -4,6 +4,7 @@ by trajectory_id or trajectory_path; exported as conversations of their own, or 
 
 from __future__ import annotations
 
+import html
 import os
 from collections import Counter
 from typing import Any
@@ -24,7 +25,8 @@ def _subagent_refs(doc: dict[str, Any]) -> list[dict[str, Any]]:
         results = observation.get("results") if isinstance(observation, dict) else None
         for result in results if isinstance(results, list) else []:
             subrefs = result.get("subagent_trajectory_ref") if isinstance(result, dict) else None
-            refs += [ref for ref in (subrefs if isinstance(subrefs, list) else []) if isinstance(ref, dict)]
+            if subrefs is not None:  # anything but a list of objects is counted by _check_ref
+                refs += subrefs if isinstance(subrefs, list) else [subrefs]
     return refs
 
 
@@ -92,15 +94,19 @@ class _Inliner:
     content; a nested subagent is a block inside its parent's. What is inlined is not
     exported again as rows of its own (`inlined`: trajectory ids and file paths)."""
 
-    def __init__(self, found: list[tuple[str, dict[str, Any], str]], agent_dir: str, files: TrialFiles):
-        self.embedded = {tid: (sub, where) for tid, sub, where in found}
+    def __init__(self, agent_dir: str, files: TrialFiles):
+        self.embedded: dict[str, tuple[dict[str, Any], str]] = {}
         self.agent_dir, self.files = agent_dir, files
         self.inlined: set[str] = set()
+
+    def add(self, found: list[tuple[str, dict[str, Any], str]]) -> None:
+        """Embedded subagents a segment holds (before its steps are read)."""
+        self.embedded.update((tid, (sub, where)) for tid, sub, where in found)
 
     def __call__(self, result: dict[str, Any], images: list[str], audio: list[str]) -> str:
         refs = result.get("subagent_trajectory_ref")
         blocks = []
-        for ref in refs if isinstance(refs, list) else []:
+        for ref in refs if isinstance(refs, list) else [refs]:
             found = self._resolve(ref) if isinstance(ref, dict) else None
             if found is None or found[0] in self.inlined:
                 continue  # unresolved refs are counted once, by _check_ref
@@ -137,7 +143,9 @@ def subagent_block(name: str, turns: list[Turn]) -> str:
     """A subagent's conversation as text (tags after Harbor's <think>/<tool_call> style): each
     turn in <user>, <system>, <assistant> (with its <think> and <tool_call>s) or
     <tool_response> tags, all in <subagent name="...">."""
-    parts = [f'<subagent name="{name.replace(chr(34), chr(39))}">']
+    # the name as an attribute value: quotes, tags and line breaks escaped, so no name can
+    # close the block or forge a turn
+    parts = [f'<subagent name="{html.escape(name, quote=True).replace(chr(10), "&#10;").replace(chr(13), "&#13;")}">']
     for turn in turns:
         if turn.role == "assistant":
             body = [f"<think>{turn.reasoning}</think>"] if turn.reasoning else []
@@ -153,9 +161,12 @@ def subagent_block(name: str, turns: list[Turn]) -> str:
     return "\n".join(parts)
 
 
-def _check_ref(ref: dict[str, Any], ids: set[str], agent_dir: str, main_path: str, files: TrialFiles) -> None:
+def _check_ref(ref: Any, ids: set[str], agent_dir: str, main_path: str, files: TrialFiles) -> None:
     """Count a subagent_trajectory_ref that resolves to nothing: no embedded trajectory of
-    its trajectory_id, and no file of its trajectory_path in agent/."""
+    its trajectory_id, and no file of its trajectory_path in agent/ (or no object at all)."""
+    if not isinstance(ref, dict):
+        files.report.skip("file", main_path, f"subagent_trajectory_ref entry {ref!r:.80} is not an object")
+        return
     tid, path = ref.get("trajectory_id"), ref.get("trajectory_path")
     if isinstance(tid, str) and tid in ids:
         return
