@@ -49,6 +49,8 @@ def sample_value(field) -> object:
         return 0.5
     if field.json_schema_extra is None and field.metadata and any("pattern" in repr(m) for m in field.metadata):
         return "250MB"  # max_shard_size
+    if "OTLP" in str(field.description):
+        return "http://127.0.0.1:4318"  # --endpoint: an http(s) URL
     if "folder" in str(field.description):
         return str(ROOT / "tests")  # --tokenizer: an existing folder
     if "file" in str(field.description) and field.annotation == Path | None:

@@ -9,8 +9,7 @@ from harbor_hooks.errors import TraceReadError
 from harbor_hooks.readers.atif_steps import TOKEN_ID_KEYS, _agent_fields, _in_agent_dir, _steps, _turns
 from harbor_hooks.readers.files import TrialFiles
 from harbor_hooks.readers.meta import TrialMeta
-from harbor_hooks.readers.subagents import (_check_ref, _embedded, _embedded_conversations, _Inliner,
-                                            _subagent_refs, _subagents)
+from harbor_hooks.readers.subagents import _embedded, _Inliner, _subagent_refs, subagent_conversations
 from harbor_hooks.readers.trace import Conversation, Episode, TrialTrace, TurnPrefix
 
 __all__ = ["TOKEN_ID_KEYS", "has_trajectory", "read_atif_trial"]
@@ -92,12 +91,7 @@ def read_atif_trial(trial_dir: str, meta: TrialMeta, files: TrialFiles,
     instruction = _instruction(main_doc)
 
     if subagents != "none":
-        inlined = inline.inlined if inline is not None else set()
-        conversations.extend(_subagents(agent_dir, set(chain) | inlined, meta, files))
-        conversations.extend(_embedded_conversations([f for f in found if f[0] not in inlined], meta, files))
-        ids = {tid for tid, _, _ in found}
-        for ref in refs + [ref for _, sub, _ in found for ref in _subagent_refs(sub)]:
-            _check_ref(ref, ids, agent_dir, chain[0], files)
+        conversations += subagent_conversations(agent_dir, chain, found, inline, refs, meta, files)
     return TrialTrace("atif", conversations, instruction)
 
 

@@ -161,6 +161,20 @@ def subagent_block(name: str, turns: list[Turn]) -> str:
     return "\n".join(parts)
 
 
+def subagent_conversations(agent_dir: str, chain: list[str], found: list[tuple[str, dict[str, Any], str]],
+                           inline: "_Inliner | None", refs: list[Any], meta: TrialMeta,
+                           files: TrialFiles) -> list[Conversation]:
+    """The subagents not inlined, as conversations of their own (files, then embedded ones),
+    and every ref that resolves to nothing counted (the main chain's and the subagents')."""
+    inlined = inline.inlined if inline is not None else set()
+    out = _subagents(agent_dir, set(chain) | inlined, meta, files)
+    out += _embedded_conversations([f for f in found if f[0] not in inlined], meta, files)
+    ids = {tid for tid, _, _ in found}
+    for ref in refs + [ref for _, sub, _ in found for ref in _subagent_refs(sub)]:
+        _check_ref(ref, ids, agent_dir, chain[0], files)
+    return out
+
+
 def _check_ref(ref: Any, ids: set[str], agent_dir: str, main_path: str, files: TrialFiles) -> None:
     """Count a subagent_trajectory_ref that resolves to nothing: no embedded trajectory of
     its trajectory_id, and no file of its trajectory_path in agent/ (or no object at all)."""
