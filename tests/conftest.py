@@ -17,6 +17,17 @@ EXPECTED = Path(__file__).resolve().parent / "data" / "expected"
 JOB_ID = "5f0c3a9e-2b7d-4c1e-9a8f-0d1e2f3a4b5c"
 
 
+@pytest.fixture(scope="session")
+def harbor_py() -> Path:
+    """The Harbor 0.24 venv's python (tests/harbor_env.py); skip, with why, when it cannot be made."""
+    from harbor_env import harbor_python, harbor_unavailable_reason
+
+    python = harbor_python()
+    if python is None:
+        pytest.skip(f"no Harbor 0.24.0 venv: {harbor_unavailable_reason()}")
+    return python
+
+
 def run_cli(*args: str, env: dict | None = None, cwd: str | None = None,
             check: bool = False, timeout: float = 300) -> subprocess.CompletedProcess:
     """`harbor-hooks ARGS` as a real subprocess (python -m, so the checkout is what runs)."""

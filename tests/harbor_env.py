@@ -281,6 +281,17 @@ def harbor_python(refresh: bool = False) -> Path | None:
     return _cache[venv][0]
 
 
+def venv_env(*, drop: tuple[str, ...] = (), **extra: str) -> dict[str, str]:
+    """The environment for a test's run of the venv's python or harbor: none of this
+    process's import paths, test-plugin or HARBOR_HOOKS_* settings (nor the keys in drop),
+    no network fetches from Harbor or LiteLLM; then extra."""
+    gone = ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "TESTPLUGIN_LOG", "TESTPLUGIN_FAIL", *drop)
+    env = {k: v for k, v in os.environ.items() if k not in gone and not k.startswith("HARBOR_HOOKS_")}
+    env.update(HARBOR_TELEMETRY="0", LITELLM_LOCAL_MODEL_COST_MAP="True", COLUMNS="200")
+    env.update(extra)
+    return env
+
+
 def harbor_unavailable_reason() -> str | None:
     """Why the last harbor_python() call returned None (None when it returned a python)."""
     venv = venv_dir()

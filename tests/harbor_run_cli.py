@@ -25,7 +25,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from harbor_env import harbor_python, harbor_unavailable_reason
+from harbor_env import harbor_python, harbor_unavailable_reason, venv_env
 
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
@@ -135,17 +135,11 @@ class HarborCli:
     def env(self, **extra: str) -> dict[str, str]:
         """The venv's environment: none of ours (no import paths, no HARBOR_HOOKS_*, no Hub
         token), tests/ and the plugin sites on PYTHONPATH, no telemetry or network lookups."""
-        drop = ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "TESTPLUGIN_LOG", "TESTPLUGIN_FAIL",
-                "HF_TOKEN", "HUGGINGFACE_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HOME")
-        env = {k: v for k, v in os.environ.items()
-               if k not in drop and not k.startswith("HARBOR_HOOKS_")}
         self.hf_home.mkdir(parents=True, exist_ok=True)
-        env.update(PYTHONPATH=os.pathsep.join([str(TESTS), *map(str, self.sites)]),
-                   TESTPLUGIN_LOG=str(self.calls_log), HF_HOME=str(self.hf_home),
-                   HARBOR_TELEMETRY="0", LITELLM_LOCAL_MODEL_COST_MAP="True", COLUMNS="160",
-                   NO_COLOR="1")
-        env.update(extra)
-        return env
+        return venv_env(drop=("HF_TOKEN", "HUGGINGFACE_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HOME"), **{
+            "PYTHONPATH": os.pathsep.join([str(TESTS), *map(str, self.sites)]),
+            "TESTPLUGIN_LOG": str(self.calls_log), "HF_HOME": str(self.hf_home), "COLUMNS": "160",
+            "NO_COLOR": "1", **extra})
 
     def command(self, *args: str) -> list[str]:
         return [str(self.harbor_bin), *args]

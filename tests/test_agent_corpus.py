@@ -29,14 +29,13 @@ cannot take a trial, the difference is exactly the documented one:
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from conftest import assert_rows_match, canonical_key, read_jsonl, run_cli
-from harbor_env import harbor_python, harbor_unavailable_reason
+from harbor_env import venv_env
 
 DATA = Path(__file__).parent / "data" / "agent-corpus"
 JOB = DATA / "job"
@@ -91,22 +90,6 @@ out = {trial.name: {"as_is": export(trial, False), "adapted": export(trial, True
        for trial in sorted(job.iterdir()) if (trial / "result.json").is_file()}
 Path(sys.argv[2]).write_text(json.dumps(out))
 '''
-
-
-def venv_env() -> dict[str, str]:
-    """The venv's python: none of this process's import paths, no network price fetch."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV") and not k.startswith("HARBOR_HOOKS_")}
-    env.update(HARBOR_TELEMETRY="0", LITELLM_LOCAL_MODEL_COST_MAP="True")
-    return env
-
-
-@pytest.fixture(scope="module")
-def harbor_py() -> Path:
-    python = harbor_python()
-    if python is None:
-        pytest.skip(f"no Harbor 0.24.0 venv: {harbor_unavailable_reason()}")
-    return python
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,6 @@ import json
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from conftest import read_jsonl, run_cli
 
 DATA = Path(__file__).parent / "data"
@@ -17,14 +15,9 @@ JOB = DATA / "atif18-job"
 TRIAL = JOB / "orchestrate__T1"
 
 
-def test_the_trial_is_what_harbors_models_write(tmp_path):
-    from harbor_env import harbor_python, harbor_unavailable_reason
-
-    python = harbor_python()
-    if python is None:
-        pytest.skip(f"Harbor 0.24 unavailable: {harbor_unavailable_reason()}")
+def test_the_trial_is_what_harbors_models_write(tmp_path, harbor_py):
     out = tmp_path / "orchestrate__T1"
-    subprocess.run([str(python), str(DATA / "atif18" / "make_trial.py"), str(out)], check=True)
+    subprocess.run([str(harbor_py), str(DATA / "atif18" / "make_trial.py"), str(out)], check=True)
     built = json.loads((out / "agent" / "trajectory.json").read_text())
     assert built == json.loads((TRIAL / "agent" / "trajectory.json").read_text())
     assert built["schema_version"] == "ATIF-v1.8"

@@ -17,7 +17,6 @@ K=V` produce, real `Trial.create` trials wired by `TrialQueue._setup_hooks`, Har
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -26,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from conftest import EXPECTED, ROOT, SAMPLE_JOB, assert_rows_match, read_jsonl
-from harbor_env import harbor_python, harbor_unavailable_reason
+from harbor_env import venv_env
 
 PLUGIN_NAME = "harbor-hooks"
 IMPORT_PATH = "harbor_hooks.hooks.harbor:HarborHooksJobPlugin"
@@ -174,15 +173,6 @@ Path(spec["summary"]).write_text(json.dumps(asyncio.run(main())))
 '''
 
 
-@pytest.fixture(scope="session")
-def harbor_py() -> Path:
-    """The Harbor venv's python; skip (with why) when it cannot be made."""
-    python = harbor_python()
-    if python is None:
-        pytest.skip(f"no Harbor 0.24.0 venv: {harbor_unavailable_reason()}")
-    return python
-
-
 @pytest.fixture(scope="module")
 def plugin_site(tmp_path_factory) -> Path:
     """The tests' recorder plugin (entry point group harbor_hooks), pip-installed into a folder
@@ -192,16 +182,6 @@ def plugin_site(tmp_path_factory) -> Path:
                     "--no-build-isolation", "--target", str(target),
                     str(ROOT / "tests" / "plugin_pkg")], check=True, capture_output=True)
     return target
-
-
-def venv_env(**extra: str) -> dict[str, str]:
-    """The environment for the venv's python: none of this process's import paths or
-    HARBOR_HOOKS_* settings, no network fetches from Harbor/LiteLLM."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "TESTPLUGIN_LOG", "TESTPLUGIN_FAIL")
-           and not k.startswith("HARBOR_HOOKS_")}
-    env.update(HARBOR_TELEMETRY="0", LITELLM_LOCAL_MODEL_COST_MAP="True", COLUMNS="200", **extra)
-    return env
 
 
 def drive(harbor_py: Path, plugin_site: Path, tmp_path: Path, plugin_kwargs: dict,
