@@ -112,6 +112,8 @@ def _plain(typ: pa.DataType) -> Callable[[Any], Any] | None:
 
 def _object(typ: pa.StructType) -> Callable[[Any], Any]:
     fields = {f.name: conv for f in typ if (conv := _plain(f.type)) is not None}
+    if not fields:  # only null keys to drop: an object that has none is kept as it is
+        return lambda v: v if v is None or None not in v.values() else {k: x for k, x in v.items() if x is not None}
     return lambda v: v if v is None else {k: fields[k](x) if k in fields else x for k, x in v.items()
                                           if x is not None}
 
