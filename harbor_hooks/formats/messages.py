@@ -24,7 +24,7 @@ def _message(role: str, content: str, **extra: Any) -> dict[str, Any]:
     return message
 
 
-def json_text(value: Any) -> str:
+def arguments_json(value: Any) -> str:
     """Tool-call arguments as the text of a JSON value: an object stays one, and so does
     a string holding one (arguments as an API returns them); other text is a JSON string."""
     if value is None:
@@ -40,7 +40,7 @@ def json_text(value: Any) -> str:
 
 def _assistant(index: int, turn: Turn, opts: ExportOptions, counts: Counter) -> dict[str, Any]:
     calls = [{"id": call.id or f"call_{index}_{k}", "type": "function",
-              "function": {"name": call.name or "", "arguments": json_text(call.arguments)}}
+              "function": {"name": call.name or "", "arguments": arguments_json(call.arguments)}}
              for k, call in enumerate(turn.tool_calls)]
     for call in calls:
         if not call["function"]["arguments"].startswith("{"):
