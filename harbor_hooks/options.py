@@ -247,6 +247,9 @@ class OutputOptions(_Options):
     encoding: Annotated[Literal["json", "pb"], Option(commands=("export",))] = Field(
         "json", description="otel: json (a .jsonl file, OTLP/JSON lines) or pb (a folder of protobuf files).")
     overwrite: bool = Field(False, description="Replace an existing folder that holds no export of ours.")
+    incremental: bool = Field(
+        False, description="Keep the rows and a manifest beside --output (OUTPUT.incremental/): a re-export "
+                           "reads only new or changed trials, and gives the same output as a full one.")
 
     @field_validator("output")
     @classmethod
@@ -344,6 +347,9 @@ class ServiceOptions(_Options):
 
     traces: Annotated[bool, Option(commands=("run",))] = Field(
         False, description="run: export traces when the job completes.")
+    stream: Annotated[bool, Option(commands=("run",))] = Field(
+        True, description="run: export each trial as it finishes (into <job_dir>/traces/), so that "
+                          "only the assembly is left when the job completes.")
     log_format: Annotated[Literal["console", "json"], Option(commands=())] = Field(  # --log-format
         "console", description="Logs as readable lines or JSON lines (stderr).")
 

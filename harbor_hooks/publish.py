@@ -78,29 +78,41 @@ class _Plan:
     target: str | None
     splits: list[str] | None
     streamed: bool  # the output files written as the tasks finish, while the workers go on
+    store: str | None = None  # --incremental: the store of rows reused
 
 
 def plan_export(roots: str | os.PathLike | list[str | os.PathLike], export: ExportOptions,
-                output: OutputOptions, push: PushOptions, by_source: bool = False) -> _Plan:
+                output: OutputOptions, push: PushOptions, by_source: bool = False,
+                store: str | None = None) -> _Plan:
     """Every check that can be made before any work: the roots exist, a push can happen, the
     output may be written where it is asked for. Raises UsageError / SettingsError."""
     roots = [os.fspath(r) for r in (roots if isinstance(roots, list) else [roots])]
     missing = [r for r in roots if "://" not in r and not os.path.isdir(r)]
     if missing:
         raise UsageError(f"{printable(missing[0])}: no such directory (give a trial, a job or a jobs dir)")
+    target = os.fspath(output.output) if output.output is not None else None
+    if output.incremental and store is None:
+        if target is None:
+            raise UsageError("--incremental keeps its store beside the output: give --output")
+        from harbor_hooks.pipeline.store import store_of
+        store = store_of(target)
     if export.tokenizer is not None:
         from harbor_hooks.pipeline.tokens import check_tokenizer
         check_tokenizer(export.tokenizer)
     pushes = check_push_ready(push)
     split_by = split_by_of(export, push, by_source)
-    target = os.fspath(output.output) if output.output is not None else None
     splits = fixed_splits(split_by, export.val_fraction is not None)
     streamed = target is not None and output.kind != "dir" and "://" not in target and splits is not None
+    if store is not None:
+        if any("://" in r for r in roots):
+            raise UsageError("--incremental stamps the trials' files: give folders on this machine, not URLs")
+        from harbor_hooks.pipeline.store import check_store
+        check_store(store)
     if target is not None:
         from harbor_hooks.outputs.files import written_files
         from harbor_hooks.outputs.guard import check_targets
         check_targets(output, written_files(target, splits) if streamed else [target], roots)
-    return _Plan(roots, pushes, split_by, target, splits, streamed)
+    return _Plan(roots, pushes, split_by, target, splits, streamed, store)
 
 
 def publish(
@@ -113,21 +125,26 @@ def publish(
     keep_dataset: bool = False,
     log: Callable[[str], None] = lambda line: None,
     progress: Callable[[int, int], None] | None = None,
+    store: str | None = None,
 ) -> Outcome:
     """Export roots; write the output and the report; push when asked (one or two repos).
 
     by_source splits the rows by trace source (Harbor's merge_subagents=False); keep_dataset
-    returns the Dataset in the Outcome (the API). A push that cannot happen raises
+    returns the Dataset in the Outcome (the API); store: where the stored rows are (the
+    exporter plugin's; --incremental's is beside the output). A push that cannot happen raises
     SettingsError before any work; a failed push raises PushError after the local output is
     written; an output that cannot be written raises ExportFailed naming it."""
     if output.format == "otel":
+        if output.incremental or store is not None:
+            raise UsageError("--incremental keeps rows: it takes --format hf")
         return _publish_otel(roots, export, output, push)
-    plan = plan_export(roots, export, output, push, by_source)
+    plan = plan_export(roots, export, output, push, by_source, store)
     result = None
     try:
         with _output_files(plan, export) as add:
-            result = run_export(plan.roots, export, split_by=plan.split_by, on_progress=progress, on_shards=add)
-        outcome = Outcome(result.report)
+            result = run_export(plan.roots, export, split_by=plan.split_by, on_progress=progress, on_shards=add,
+                                store=plan.store)
+        outcome = Outcome(result.report, messages=list(result.messages))
         _write(outcome, result, plan, output)
         if plan.pushes or keep_dataset:
             from harbor_hooks.outputs.dataset import to_dataset

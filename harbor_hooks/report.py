@@ -105,6 +105,36 @@ class ExportReport:
         self.audio += other.audio
         self.notes.extend(other.notes)
 
+    _COUNTERS = ("filtered", "redactions", "reshaped")
+    _NUMBERS = ("trials_exported", "trials_filtered", "images", "audio")
+
+    def state(self) -> dict[str, Any]:
+        """What one trial added to a report, as JSON (--incremental keeps it per trial): only
+        what is not empty. Row counts and trials found are the export's, not a trial's."""
+        state: dict[str, Any] = {k: getattr(self, k) for k in self._NUMBERS if getattr(self, k)}
+        state.update({k: dict(getattr(self, k)) for k in self._COUNTERS if getattr(self, k)})
+        if self.skips:
+            state["skips"] = [[s.kind, s.path, s.reason] for s in self.skips]
+        if self.more_alike():
+            state["alike"] = [[*key, n] for key, n in self.alike.items() if n > MAX_ALIKE]
+        if self.notes:
+            state["notes"] = list(self.notes)
+        return state
+
+    def add_state(self, state: dict[str, Any]) -> None:
+        """Merge a trial's state (as merge() would merge its report)."""
+        for key, value in state.items():
+            if key in self._NUMBERS:
+                setattr(self, key, getattr(self, key) + value)
+            elif key in self._COUNTERS:
+                getattr(self, key).update(value)
+            elif key == "skips":
+                self.skips.extend(Skip(*skip) for skip in value)
+            elif key == "alike":
+                self.alike.update({(k, p, r): n for k, p, r, n in value})
+            elif key == "notes":
+                self.notes.extend(value)
+
     def skip_counts(self) -> Counter:
         """Skips grouped by kind and reason, the data quoted in a reason (names, numbers,
         the step) left out so that alike reasons count together."""

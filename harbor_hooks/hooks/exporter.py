@@ -3,21 +3,55 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
-from harbor_hooks.errors import UsageError
+from harbor_hooks.errors import HarborHooksError, UsageError
 from harbor_hooks.hooks.specs import hookimpl
 from harbor_hooks.log import get_logger
 from harbor_hooks.outputs.guard import TRACES_FOLDER
-from harbor_hooks.publish import Outcome, publish
+from harbor_hooks.pipeline.store import TrialStream, store_of
+from harbor_hooks.publish import Outcome, publish, split_by_of
 from harbor_hooks.settings import HooksSettings
 
 
 class ExporterPlugin:
-    """Exports (and pushes) a finished job; a sweep's jobs as success/failure splits."""
+    """Exports (and pushes) a finished job; a sweep's jobs as success/failure splits. With
+    `stream` (the default), each trial is exported as it finishes, into the job's store."""
+
+    def __init__(self) -> None:
+        self._streams: dict[str, TrialStream | None] = {}  # job dir -> its store (None: failed)
+        self._lock = threading.Lock()  # Harbor ends trials in threads of its own
+
+    @hookimpl
+    def on_trial_complete(self, trial_dir, settings: HooksSettings) -> None:
+        if not (settings.traces and settings.stream):
+            return
+        job_dir = os.path.dirname(os.path.abspath(trial_dir))
+        with self._lock:
+            if job_dir in self._streams and self._streams[job_dir] is None:
+                return  # streaming failed for this job: its end exports in full
+            try:
+                stream = self._streams.get(job_dir)
+                if stream is None:
+                    stream = self._streams[job_dir] = TrialStream(
+                        job_store(job_dir, settings), settings.export_options(),
+                        split_by_of(settings.export_options(), settings.push_options()), job_dir)
+                stream.add(os.fspath(trial_dir))
+            except (OSError, HarborHooksError) as exc:  # the job-end export says it again, once
+                self._streams[job_dir] = None
+                get_logger().warning("streaming stopped for this job: the export at its end reads "
+                                     f"every trial ({type(exc).__name__}: {exc})", job_dir=job_dir)
 
     @hookimpl
     def on_job_complete(self, job_dir, settings: HooksSettings) -> None:
+        with self._lock:
+            stream = self._streams.pop(os.path.abspath(job_dir), None)
+            if stream is not None:
+                try:
+                    stream.close()
+                except OSError as exc:  # its last segment is read again from the trials
+                    get_logger().warning(f"the trial stream could not be closed: {exc}", job_dir=os.fspath(job_dir))
         if not settings.traces:
             return
         log = get_logger()
@@ -33,8 +67,9 @@ class ExporterPlugin:
                                                "report": output.report or folder / "report.json"})
             log.info("no --export-output or --export-push: writing the traces into the job folder",
                      path=os.fspath(folder))
+        store = job_store(job_dir, settings) if settings.stream or output.incremental else None
         outcome = publish(job_dir, settings.export_options(), output, settings.push_options(),
-                          log=lambda line: log.info(line))
+                          log=lambda line: log.info(line), store=store)
         _log_outcome(outcome, os.fspath(job_dir))
 
     @hookimpl
@@ -48,6 +83,13 @@ class ExporterPlugin:
         outcome = publish([os.fspath(d) for d in job_dirs], export, settings.output_options(),
                           settings.push_options(), log=lambda line: log.info(line))
         _log_outcome(outcome, ", ".join(os.fspath(d) for d in job_dirs))
+
+
+def job_store(job_dir: str | os.PathLike, settings: HooksSettings) -> str:
+    """A job's store: beside --export-output, else in the job's traces folder."""
+    if settings.output is not None:
+        return store_of(settings.output)
+    return os.path.join(os.fspath(job_dir), TRACES_FOLDER, "traces.parquet.incremental")
 
 
 def _log_outcome(outcome: Outcome, source: str) -> None:

@@ -61,6 +61,20 @@ def _engine(opts: ExportOptions, roots: list[str]):
     return local.run_tasks
 
 
+def _whole_job_steps(results: list[TaskResult], shards: dict[str, list[str]], report: ExportReport,
+                     opts: ExportOptions, on_shards: Callable[[dict[str, str]], None] | None) -> None:
+    """--dedupe and the draws, made on every task's shards; then the shards given out."""
+    if opts.dedupe:
+        drop_duplicates(shards, report)  # in place: each task's shards keep their paths
+    if draws_needed(opts):
+        draw(shards, report, opts)  # in place, and the validation rows in shards of their own
+    if on_shards is not None and whole_job(opts):
+        for result in results:
+            on_shards(result.paths)
+        if VALIDATION in shards:
+            on_shards({VALIDATION: path for path in shards[VALIDATION]})
+
+
 def run_export(
     roots: str | os.PathLike | list[str | os.PathLike],
     opts: ExportOptions,
@@ -69,24 +83,36 @@ def run_export(
     workdir: str | None = None,
     on_progress: Callable[[int, int], None] | None = None,
     on_shards: Callable[[dict[str, str]], None] | None = None,
+    store: str | None = None,
 ) -> ExportResult:
     """Export every trial under one or more roots into Arrow shards.
 
     split_by: None (one "train" split), "outcome" (success/failure) or "source" (per trace
     source). on_shards, when given, is called with each task's shards (path by split) in
     export order, as soon as it and the tasks before it are done: outputs are written while
-    the workers go on (with --dedupe, once all are done: duplicates are dropped across tasks)."""
+    the workers go on (with --dedupe, once all are done: duplicates are dropped across tasks).
+    store (--incremental): the folder whose stored rows are reused (see store.py)."""
     roots = [os.fspath(r) for r in (roots if isinstance(roots, list) else [roots])]
     run_tasks = _engine(opts, roots)
+    trials_store = None
+    if store is not None:
+        from harbor_hooks.pipeline.store import TrialStore
+        trials_store = TrialStore(store, opts, split_by, roots, private=whole_job(opts))
     own_workdir = workdir is None
-    workdir = workdir or tempfile.mkdtemp(prefix="harbor-hooks-export-")
+    # with a store, the work folder is in it: its shards can be linked into the store
+    workdir = workdir or tempfile.mkdtemp(prefix=".harbor-hooks-export-", dir=store)
     os.makedirs(workdir, exist_ok=True)
     report = ExportReport()
     results: list[TaskResult] = []
     done_trials = 0
+    batches = enumerate(trial_batches(roots, opts.recursive, report))
+    tasks = ((i, (root, trials, None)) for i, (root, trials) in batches) if trials_store is None \
+        else trials_store.tasks(batches)
 
     def done(result: TaskResult, n_trials: int) -> None:
         nonlocal done_trials
+        if trials_store is not None:
+            result = trials_store.assemble(result, workdir)
         results.append(result)
         done_trials += n_trials
         if on_progress:
@@ -95,21 +121,16 @@ def run_export(
             on_shards(result.paths)
 
     try:
-        run_tasks(enumerate(trial_batches(roots, opts.recursive, report)), opts, split_by, workdir, done)
+        run_tasks(tasks, opts, split_by, workdir, done)
+        if trials_store is not None:
+            trials_store.commit()
         shards = merge_results(results, report, split_by)
-        if opts.dedupe:
-            drop_duplicates(shards, report)  # in place: each task's shards keep their paths
-        if draws_needed(opts):
-            draw(shards, report, opts)  # in place, and the validation rows in shards of their own
-        if on_shards is not None and whole_job(opts):
-            for result in results:
-                on_shards(result.paths)
-            if VALIDATION in shards:
-                on_shards({VALIDATION: path for path in shards[VALIDATION]})
+        _whole_job_steps(results, shards, report, opts, on_shards)
     except BaseException:
         if own_workdir:
             shutil.rmtree(workdir, ignore_errors=True)
         raise
     if split_by is None and opts.val_fraction is None:
         report.rows_by_split = {}
-    return ExportResult(shards, report, workdir, row_schema(opts), opts, split_by)
+    messages = [trials_store.summary()] if trials_store is not None else []
+    return ExportResult(shards, report, workdir, row_schema(opts), opts, split_by, messages)

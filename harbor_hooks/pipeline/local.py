@@ -30,7 +30,7 @@ from harbor_hooks.readers.meta import JobResults
 TASKS_AHEAD = 4  # per worker: submitted before the one awaited is done
 PARENT_CHECK_SECONDS = 0.5  # how soon an orphaned worker ends
 
-Tasks = Iterator[tuple[int, tuple[str, list[str]]]]
+Tasks = Iterator[tuple[int, tuple[str, list[str], list | None]]]  # (index, (root, trials, known))
 
 
 def _worker_init(parent: int | None) -> None:
@@ -119,14 +119,14 @@ def run_tasks(tasks: Tasks, opts: ExportOptions, split_by: str | None, workdir: 
     # with fork, even one worker runs in a child: in this process pyarrow would import pandas
     # (see _without_pandas), which costs more than a fork; a fresh (forkserver) one costs more
     if not first or (context.get_start_method() != "fork" and (workers == 1 or len(first) == 1)):
-        for i, (root, trials) in itertools.chain(first, tasks):
-            done(export_task(i, trials, root, opts, split_by, workdir), len(trials))
+        for i, (root, trials, known) in itertools.chain(first, tasks):
+            done(export_task(i, trials, root, opts, split_by, workdir, known), len(trials))
         return
     if context.get_start_method() == "fork":
         # made here once, for the forked workers to share instead of each making them:
         # the index of the first trials' job-level result.json (it lists every trial),
         # and the compiled redaction patterns
-        _, (_, trials) = first[0]
+        _, (_, trials, _) = first[0]
         JobResults().for_trial(trials[0])
         if opts.redact:
             Redactor(opts.redact_patterns)
@@ -139,8 +139,8 @@ def run_tasks(tasks: Tasks, opts: ExportOptions, split_by: str | None, workdir: 
         in_flight: deque[tuple[Future, int]] = deque()
 
         def submit(count: int) -> None:
-            for i, (root, trials) in itertools.islice(pending, count):
-                in_flight.append((pool.submit(export_task, i, trials, root, opts, split_by, workdir),
+            for i, (root, trials, known) in itertools.islice(pending, count):
+                in_flight.append((pool.submit(export_task, i, trials, root, opts, split_by, workdir, known),
                                   len(trials)))
 
         try:

@@ -15,6 +15,7 @@ import shutil
 import tempfile
 from collections import deque
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from harbor_hooks.errors import ExportFailed
 from harbor_hooks.options import ExportOptions
@@ -25,14 +26,15 @@ RAY_MISSING = "--engine ray needs Ray: pip install 'harbor-hooks[ray]'"
 TASKS_AHEAD_PER_CPU = 2
 
 
-def _ray_task(index: int, trials: list[str], root: str, opts: ExportOptions,
-              split_by: str | None) -> tuple[int, dict[str, tuple[str, bytes]], dict[str, int], ExportReport]:
-    """One task on a Ray worker: its shards as bytes, with its row counts and report."""
+def _ray_task(index: int, trials: list[str], root: str, opts: ExportOptions, split_by: str | None,
+              known: list | None) -> tuple[int, dict[str, tuple[str, bytes]], dict[str, int], ExportReport, Any]:
+    """One task on a Ray worker: its shards as bytes, with its row counts, report and (with
+    --incremental) trial records."""
     scratch = tempfile.mkdtemp(prefix="harbor-hooks-ray-")
     try:
         out = os.path.join(scratch, "shards")
         os.makedirs(out)
-        result = export_task(index, trials, root, opts, split_by, out)
+        result = export_task(index, trials, root, opts, split_by, out, known)
         import ray
 
         result.report.nodes[ray.get_runtime_context().get_node_id()] += 1  # where it ran
@@ -40,12 +42,12 @@ def _ray_task(index: int, trials: list[str], root: str, opts: ExportOptions,
         for split, path in result.paths.items():
             with open(path, "rb") as fh:
                 blobs[split] = (os.path.basename(path), fh.read())
-        return index, blobs, result.rows, result.report
+        return index, blobs, result.rows, result.report, result.trials
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def run_tasks(tasks: Iterator[tuple[int, tuple[str, list[str]]]], opts: ExportOptions,
+def run_tasks(tasks: Iterator[tuple[int, tuple[str, list[str], list | None]]], opts: ExportOptions,
               split_by: str | None, workdir: str, done: Callable[[TaskResult, int], None]) -> None:
     """Run every task on Ray, calling done(result, trials in the task) in task order."""
     try:
@@ -66,20 +68,20 @@ def run_tasks(tasks: Iterator[tuple[int, tuple[str, list[str]]]], opts: ExportOp
                 task = next(tasks, None)
                 if task is None:
                     return
-                i, (root, trials) = task
-                in_flight.append((remote.remote(i, trials, root, opts, split_by), len(trials)))
+                i, (root, trials, known) = task
+                in_flight.append((remote.remote(i, trials, root, opts, split_by, known), len(trials)))
 
         submit(ahead)
         while in_flight:
             ref, n_trials = in_flight.popleft()
-            index, blobs, rows, report = ray.get(ref)
+            index, blobs, rows, report, records = ray.get(ref)
             submit(1)
             paths = {}
             for split, (name, blob) in blobs.items():
                 paths[split] = os.path.join(workdir, name)
                 with open(paths[split], "wb") as fh:
                     fh.write(blob)
-            done(TaskResult(index, paths, rows, report), n_trials)
+            done(TaskResult(index, paths, rows, report, records), n_trials)
     finally:
         if started:
             ray.shutdown()

@@ -47,6 +47,7 @@ def _verifier_output(trial_dir: str, files: TrialFiles) -> str | None:
 def read_trial(trial_dir: str, jobs: JobResults, opts: ExportOptions,
                report: ExportReport) -> tuple[TrialMeta, TrialTrace, TrialFiles] | None:
     """Metadata and trace of one trial, or None (skipped or filtered, and reported)."""
+    jobs.for_trial(trial_dir)  # first: what the job's result.json reports comes before the trial's own
     files = TrialFiles(trial_dir, report, ReadLimits(opts.max_file_bytes, opts.max_message_bytes),
                        token_ids=opts.token_ids)
     try:
@@ -112,12 +113,13 @@ def row_filter(row: dict[str, Any], size: int, opts: ExportOptions) -> str | Non
     return None
 
 
-def trial_rows(trial_dir: str, root: str, jobs: JobResults, opts: ExportOptions,
-               report: ExportReport, redactor: Redactor | None) -> list[dict[str, Any]]:
+def trial_rows(trial_dir: str, root: str, jobs: JobResults, opts: ExportOptions, report: ExportReport,
+               redactor: Redactor | None) -> tuple[TrialMeta | None, list[dict[str, Any]]]:
     found = read_trial(trial_dir, jobs, opts, report)
     if found is None:
-        return []
+        return None, []
     meta, trace, files = found
+    read_meta = meta  # as read: what --incremental records of the trial, before redaction
     verifier = _verifier_output(trial_dir, files) if opts.verifier_metadata else None
     turns = trace.unique_turns()
     source_path = fs_text(_relative(trial_dir, root) if root else trial_dir)
@@ -136,8 +138,8 @@ def trial_rows(trial_dir: str, root: str, jobs: JobResults, opts: ExportOptions,
         report.skip("trial", trial_dir, "no complete episode to export")
     elif opts.decontaminate is not None and contaminated(_task_texts(trace), opts):
         report.filtered["--decontaminate"] += len(rows)
-        return []
-    return rows
+        return read_meta, []
+    return read_meta, rows
 
 
 def _task_texts(trace: TrialTrace) -> list[str]:
@@ -216,18 +218,28 @@ def conversation_key(row: dict[str, Any]) -> bytes:
     return hashlib.blake2b(orjson.dumps(row_messages(row)), digest_size=16).digest()
 
 
-def task_rows(trial_dirs: list[str], root: str, opts: ExportOptions, report: ExportReport,
-              split_by: str | None = None) -> Iterator[tuple[str, dict[str, Any], int]]:
-    """(split, row, size) of every row a batch of trials exports, filters applied."""
-    jobs = JobResults(report)
-    redactor = Redactor(opts.redact_patterns) if opts.redact else None
-    tokenizer = load_tokenizer(str(opts.tokenizer)) if opts.tokenizer is not None else None
-    for trial_dir in trial_dirs:
+class TaskTrials:
+    """What every trial of a task is read with: the job-level results (what reading them
+    reported goes into the task's report), the redactor and the tokenizer."""
+
+    def __init__(self, opts: ExportOptions, report: ExportReport, split_by: str | None):
+        self.opts, self.report, self.split_by = opts, report, split_by
+        self.jobs = JobResults(report)
+        self.redactor = Redactor(opts.redact_patterns) if opts.redact else None
+        self.tokenizer = load_tokenizer(str(opts.tokenizer)) if opts.tokenizer is not None else None
+
+    def rows(self, trial_dir: str, root: str, report: ExportReport
+             ) -> tuple[TrialMeta | None, list[tuple[str, dict[str, Any], int]]]:
+        """The trial's metadata (None when not read) and its (split, row, size) triples, filters
+        applied; what it skipped or counted goes into report."""
+        opts, meta = self.opts, None
+
         def rows_kept() -> tuple[list[dict[str, Any]], list[tuple[str, dict[str, Any], int]]]:
-            rows = trial_rows(trial_dir, root, jobs, opts, report, redactor)
+            nonlocal meta
+            meta, rows = trial_rows(trial_dir, root, self.jobs, opts, report, self.redactor)
             kept = []
             for row in rows:
-                if tokenizer is not None and not add_token_columns(row, tokenizer, report):
+                if self.tokenizer is not None and not add_token_columns(row, self.tokenizer, report):
                     continue
                 size = _row_size(row)
                 reason = row_filter(row, size, opts)
@@ -236,17 +248,25 @@ def task_rows(trial_dirs: list[str], root: str, opts: ExportOptions, report: Exp
                     continue
                 if opts.dedupe:
                     row[DEDUPE_KEY] = conversation_key(row)
-                kept.append((split_of(row, split_by), row, size))
+                kept.append((split_of(row, self.split_by), row, size))
             return rows, kept
 
         found = at_trial_boundary(trial_dir, report, rows_kept)
         if found is None:
-            continue
+            return meta, []
         rows, kept = found
         if rows:
             report.trials_exported += 1
-        yield from kept
-    redact_report(redactor, report)
+        return meta, kept
+
+
+def task_rows(trial_dirs: list[str], root: str, opts: ExportOptions, report: ExportReport,
+              split_by: str | None = None) -> Iterator[tuple[str, dict[str, Any], int]]:
+    """(split, row, size) of every row a batch of trials exports, filters applied."""
+    task = TaskTrials(opts, report, split_by)
+    for trial_dir in trial_dirs:
+        yield from task.rows(trial_dir, root, report)[1]
+    redact_report(task.redactor, report)
 
 
 def at_trial_boundary(trial_dir: str, report: ExportReport, work: Callable[[], T]) -> T | None:
@@ -261,9 +281,10 @@ def at_trial_boundary(trial_dir: str, report: ExportReport, work: Callable[[], T
     return None
 
 
-def redact_report(redactor: Redactor | None, report: ExportReport) -> None:
+def redact_report(redactor: Redactor | None, report: ExportReport, counted: bool = True) -> None:
     """The report's skip reasons and notes redacted (they quote data: a reference, a source
-    name), one trigger scan for all of them; the redactions counted."""
+    name), one trigger scan for all of them; the redactions (of the whole task) counted unless
+    not counted (a trial's report under --incremental: the caller counts them)."""
     if redactor is None:
         return
     rules = redactor.rules_for([t for skip in report.skips for t in (skip.path, skip.reason)] + report.notes)
@@ -271,4 +292,5 @@ def redact_report(redactor: Redactor | None, report: ExportReport) -> None:
         for skip in report.skips:
             skip.path, skip.reason = redactor.text(skip.path, rules), redactor.text(skip.reason, rules)
         report.notes = [redactor.text(note, rules) for note in report.notes]
-    report.redactions.update(redactor.counts)
+    if counted:
+        report.redactions.update(redactor.counts)

@@ -7,6 +7,7 @@ trial; trials under an fsspec URL (--engine ray) are found by the same rule.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterator
 
@@ -75,6 +76,29 @@ def fetch_trial(trial: str, root: str, data: str) -> str:
     return local
 
 
+
+
+def trial_stamp(trial_dir: str) -> str | None:
+    """What a trial's files are: the path, size and modification time of every file under
+    it, hashed (None when a folder cannot be listed: the trial is read again). A changed,
+    added or removed file changes it (--incremental)."""
+    digest = hashlib.blake2b(digest_size=16)
+    pending = [""]
+    try:
+        while pending:
+            rel = pending.pop()
+            with os.scandir(os.path.join(trial_dir, rel)) as it:
+                entries = sorted(it, key=lambda e: e.name)
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(rel + entry.name + "/")
+                else:
+                    st = entry.stat(follow_symlinks=False)
+                    digest.update(f"{rel}{entry.name}\0{st.st_size}\0{st.st_mtime_ns}\n"
+                                  .encode("utf-8", "surrogateescape"))
+    except OSError:
+        return None
+    return digest.hexdigest()
 
 
 def _report_broken_agent(path: str, report: ExportReport | None) -> None:

@@ -25,6 +25,7 @@ class TrialMeta:
     run_id: str
     result: str | None  # "1.0", or the exception type, or None when unknown
     success: bool  # reward > 0, exactly as Harbor's --filter decides it
+    own_result: str | None = None  # the result the trial's own result.json gives (--incremental)
 
     @property
     def reward(self) -> float | None:
@@ -224,9 +225,10 @@ def load_trial_meta(trial_dir: str, jobs: JobResults, files: TrialFiles | None =
         raise TraceReadError(result_path, "no agent name in result.json or config.json")
 
     trial_name = _first(raw.get("trial_name"), config.get("trial_name"), default="unknown-trial")
+    own_result = _result_from_trial(raw)
     result = (jobs.for_trial(trial_dir) or {}).get(trial_name)
     if result is None:
-        result = _result_from_trial(raw)
+        result = own_result
     reward = _finite(result)
     success = reward is not None and reward > 0.0
 
@@ -250,4 +252,5 @@ def load_trial_meta(trial_dir: str, jobs: JobResults, files: TrialFiles | None =
         ),
         result=result,
         success=success,
+        own_result=own_result,
     )

@@ -1,0 +1,373 @@
+"""--incremental: the rows of every trial kept beside the output, to be reused.
+
+The store is a folder (`<output>.incremental/`) holding a manifest and Arrow shards. The
+manifest says, per trial: the stamp of its files (path, size and mtime of each), its result
+(hashed), where its rows are (shard, start, count per split) and its own part of the report.
+An export with a store sends each task's records along with its trials; a worker stamps each
+trial and reads only those that changed (shards.export_task); the parent puts the stored
+rows of the others back in their places (assemble), so that every task's shards hold the
+rows a full export gives, in the same order. Trials that vanished are left out. The stored
+rows are those before --dedupe and the draws, which are made on the whole job as always.
+
+The exporter plugin also writes into a store as a job runs (stream_trial): each finished
+trial's rows go to a stream segment and its record to a journal, which the job-end export
+reads like the manifest.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+import pyarrow as pa
+
+from harbor_hooks.errors import ExportFailed, UsageError
+from harbor_hooks.options import ExportOptions
+from harbor_hooks.pipeline.shards import ShardWriter, TaskResult, finish_records, read_changed, shard_schema
+from harbor_hooks.pipeline.transform import TaskTrials
+from harbor_hooks.report import ExportReport, printable
+from harbor_hooks.version import __version__
+
+STORE_FORMAT = 1
+MANIFEST = "manifest.json"
+JOURNAL = "journal.jsonl"
+SHARDS = "shards"
+STREAM = "stream"  # the segments written as a job runs
+NOT_ROWS = ("workers", "engine", "ray_address")  # options that change how, not what
+CHECKED = ("stamp", "result", "own", "name")  # what a record says of its trial
+
+
+def store_of(output: str | os.PathLike) -> str:
+    """Where --incremental keeps its store: beside the output."""
+    return os.fspath(output).rstrip("/" + os.sep) + ".incremental"
+
+
+def _file_stamp(path: str) -> list[Any]:
+    """Size and mtime of a file, or of every file in a folder (a tokenizer)."""
+    found = []
+    for folder, _, names in sorted(os.walk(path)) if os.path.isdir(path) else [("", [], [path])]:
+        for name in sorted(names):
+            try:
+                st = os.stat(os.path.join(folder, name))
+            except OSError:
+                continue
+            found.append([name, st.st_size, st.st_mtime_ns])
+    return found
+
+
+def fingerprint(opts: ExportOptions, split_by: str | None, roots: list[str]) -> dict[str, Any]:
+    """What the stored rows depend on besides the trials: this version, the options, the
+    roots (rows name their trial relative to its root) and the files options name."""
+    options = opts.model_dump(mode="json", exclude=set(NOT_ROWS))
+    files = {name: _file_stamp(os.fspath(path)) for name in ("tokenizer", "decontaminate")
+             if (path := getattr(opts, name)) is not None}
+    return {"harbor_hooks": __version__, "store": STORE_FORMAT, "options": options,
+            "split_by": split_by, "roots": [os.path.abspath(r) for r in roots], "files": files}
+
+
+def _difference(old: Any, new: dict[str, Any]) -> str:
+    """One line: why a manifest made with old cannot serve an export made with new."""
+    if not isinstance(old, dict):
+        return "its header is not a fingerprint"
+    if (old.get("harbor_hooks"), old.get("store")) != (new["harbor_hooks"], new["store"]):
+        return f"it was written by harbor-hooks {old.get('harbor_hooks')} (this is {new['harbor_hooks']})"
+    for key in ("options", "split_by", "roots", "files"):
+        if old.get(key) != new[key]:
+            if key == "options" and isinstance(old.get(key), dict):
+                name = next((k for k in new[key] if old[key].get(k) != new[key][k]), "?")
+                return f"the option {name} differs ({old[key].get(name)!r} then, {new[key][name]!r} now)"
+            return {"split_by": "the splits differ", "roots": "it exported other folders",
+                    "files": "the tokenizer or --decontaminate file changed"}.get(key, f"{key} differs")
+    return ""
+
+
+class TrialStore:
+    """The store of one export, in the parent: the records read, and the new ones."""
+
+    def __init__(self, path: str, opts: ExportOptions, split_by: str | None, roots: list[str],
+                 private: bool = False):
+        self.path, self.opts = path, opts
+        self.fingerprint = fingerprint(opts, split_by, roots)
+        self.schema = shard_schema(opts)
+        self.records: dict[str, dict[str, Any]] = {}  # trial dir -> its stored record
+        self.shards: dict[str, list[int]] = {}  # stored shard -> [rows, bytes]
+        self.new: dict[str, dict[str, Any]] = {}
+        self.new_shards: dict[str, list[int]] = {}
+        self.reason: str | None = None  # why no trial could be reused
+        self.run = uuid.uuid4().hex[:8]  # names this export's new shards
+        self.private = private
+        self._tables: dict[str, pa.Table] = {}
+        self._in_flight: dict[int, list[str]] = {}  # the trials of each task not done yet
+        self.reused = self.read = 0
+        check_store(path)
+        os.makedirs(os.path.join(path, SHARDS), exist_ok=True)
+        self._load()
+
+    # -- reading ---------------------------------------------------------------------
+    def _load(self) -> None:
+        manifest = os.path.join(self.path, MANIFEST)
+        if os.path.exists(manifest):
+            try:
+                with open(manifest, "rb") as fh:
+                    data = orjson.loads(fh.read())
+                header, records, shards = data["fingerprint"], data["trials"], data["shards"]
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                self.reason = f"its manifest cannot be read ({type(exc).__name__})"
+            else:
+                self.reason = _difference(header, self.fingerprint) or None
+                if self.reason is None:
+                    self.records, self.shards = records, shards
+        else:
+            self.reason = "it has no manifest yet"
+        self._load_journal()
+        present = {name for name, (_, size) in self.shards.items() if _size(os.path.join(self.path, name)) == size}
+        self.records = {trial: r for trial, r in self.records.items() if self._rows_present(r, present)}
+
+    def _load_journal(self) -> None:
+        """The records streamed as a job ran, over the manifest's (later ones win)."""
+        try:
+            with open(os.path.join(self.path, JOURNAL), "rb") as fh:
+                lines = fh.read().splitlines()
+        except OSError:
+            return
+        try:
+            if not lines or orjson.loads(lines[0]) != self.fingerprint:
+                return  # streamed with other options: not ours to use
+        except ValueError:
+            return
+        for line in lines[1:]:
+            try:
+                record = orjson.loads(line)
+                if "shard" in record:  # a segment closed: its rows and bytes
+                    self.shards[record["shard"]] = [record["rows"], record["bytes"]]
+                else:
+                    self.records[record.pop("trial")] = record
+            except (ValueError, KeyError, TypeError, AttributeError):
+                continue  # a line cut by a crash: that trial is read again
+        if len(lines) > 1:
+            self.reason = None
+
+    def _table(self, name: str) -> pa.Table:
+        if name not in self._tables:
+            if len(self._tables) > 8:  # the shards of the tasks at hand; older ones unmapped
+                self._tables.pop(next(iter(self._tables)))
+            try:  # mapped, not read: a table's buffers keep their map open
+                table = pa.ipc.open_stream(pa.memory_map(os.path.join(self.path, name))).read_all()
+            except (OSError, pa.ArrowException) as exc:
+                raise ExportFailed(f"{printable(os.path.join(self.path, name))}: a stored shard cannot be "
+                                   f"read ({exc}); remove {printable(self.path)} to export in full") from None
+            self._tables[name] = table
+        return self._tables[name]
+
+    def _rows_present(self, record: Any, present: set[str]) -> bool:
+        """Whether a record's rows can be read back (a shard lost or cut short: read again)."""
+        try:
+            for name, start, count in record.get("rows", {}).values():
+                if name not in present or start < 0 or start + count > self.shards[name][0]:
+                    return False
+            return isinstance(record.get("report", {}), dict)
+        except (TypeError, ValueError, AttributeError):
+            return False
+
+    def known(self, trials: list[str]) -> list[dict[str, Any] | None]:
+        """What a worker needs to know each trial again (shards.unchanged), or None."""
+        found = [self.records.get(_key(t)) for t in trials]
+        return [r and {k: r[k] for k in CHECKED if k in r} for r in found]
+
+    # -- writing ---------------------------------------------------------------------
+    def tasks(self, batches: Iterator[tuple[int, tuple[str, list[str]]]]
+              ) -> Iterator[tuple[int, tuple[str, list[str], list[dict[str, Any] | None]]]]:
+        """The export's tasks, each with what is known of its trials (kept until it is done)."""
+        for i, (root, trials) in batches:
+            self._in_flight[i] = trials
+            yield i, (root, trials, self.known(trials))
+
+    def assemble(self, result: TaskResult, workdir: str) -> TaskResult:
+        """A task's shards, with the stored rows of its reused trials put back in place, kept
+        in the store; each trial's record kept for the new manifest. A stored shard that is
+        the task's rows whole is used as it is; private: each shard is linked into workdir
+        (--dedupe and the draws rewrite the export's shards)."""
+        records = result.trials or []
+        trials = [_key(t) for t in self._in_flight.pop(result.index)]
+        for trial, record in zip(trials, records):
+            reused = bool(record.get("reused"))
+            stored = self.records[trial] if reused else record
+            self.new[trial] = {k: v for k, v in stored.items() if k not in ("rows", "reused")}
+            self.new[trial]["rows"] = {}
+            if reused and stored.get("report"):  # its part of the report, as when it was read
+                result.report.add_state(stored["report"])
+            self.reused += reused
+            self.read += not reused
+        fresh = {split: pa.ipc.open_stream(pa.memory_map(path)).read_all() for split, path in result.paths.items()}
+        paths, rows = {}, {}
+        for split, split_runs in self._runs(trials, records).items():
+            name = self._whole_file(split_runs)
+            if name is None:
+                name = f"{SHARDS}/{_safe(split)}-{result.index:06d}-{self.run}.arrow"
+                pieces = [fresh[split].slice(start, count) if source is None else
+                          self._table(source).slice(start, count) for source, start, count, _ in split_runs]
+                with pa.OSFile(os.path.join(self.path, name), "wb") as sink, \
+                        pa.ipc.new_stream(sink, self.schema) as writer:
+                    writer.write_table(pa.concat_tables(pieces).combine_chunks())
+            start = 0
+            for _, _, count, owners in split_runs:
+                for trial, n in owners:
+                    self.new[trial]["rows"][split] = [name, start, n]
+                    start += n
+            rows[split] = start
+            paths[split] = os.path.join(self.path, name)
+            self.new_shards[name] = [start, os.path.getsize(paths[split])]
+            if self.private:
+                paths[split] = os.path.join(workdir, os.path.basename(name))
+                _link(os.path.join(self.path, name), paths[split])
+        for path in result.paths.values():
+            os.unlink(path)
+        return TaskResult(result.index, paths, rows, result.report, records)
+
+    def _runs(self, trials: list[str], records: list[dict[str, Any]]
+              ) -> dict[str, list[tuple[str | None, int, int, list[tuple[str, int]]]]]:
+        """Per split, the task's rows as runs of (stored shard or None for the task's fresh
+        one, start, count, [(trial, rows)...]): the places of neighbouring trials joined."""
+        runs: dict[str, list[tuple[str | None, int, int, list[tuple[str, int]]]]] = {}
+        for trial, record in zip(trials, records):
+            reused = record.get("reused")
+            for split, place in (self.records[trial] if reused else record).get("rows", {}).items():
+                source, start, count = place if reused else (None, *place)
+                split_runs = runs.setdefault(split, [])
+                if split_runs and split_runs[-1][0] == source and sum(split_runs[-1][1:3]) == start:
+                    last = split_runs[-1]
+                    split_runs[-1] = (source, last[1], last[2] + count, last[3] + [(trial, count)])
+                else:
+                    split_runs.append((source, start, count, [(trial, count)]))
+        return runs
+
+    def _whole_file(self, split_runs: list[tuple[str | None, int, int, Any]]) -> str | None:
+        """The stored shard that holds exactly these rows, or None."""
+        if len(split_runs) == 1 and split_runs[0][0] is not None and split_runs[0][1] == 0:
+            source, _, count, _ = split_runs[0]
+            if source.startswith(SHARDS + "/") and self.shards.get(source, [None])[0] == count:
+                return source
+        return None
+
+    def commit(self) -> None:
+        """The new manifest in place (atomically), then what it does not name removed: the
+        shards of no trial, the journal and the stream segments."""
+        manifest = os.path.join(self.path, MANIFEST)
+        with open(manifest + ".tmp", "wb") as fh:
+            fh.write(orjson.dumps({"fingerprint": self.fingerprint, "shards": self.new_shards, "trials": self.new}))
+        os.replace(manifest + ".tmp", manifest)
+        self._tables.clear()
+        for name in os.listdir(os.path.join(self.path, SHARDS)):
+            if f"{SHARDS}/{name}" not in self.new_shards:
+                os.unlink(os.path.join(self.path, SHARDS, name))
+        shutil.rmtree(os.path.join(self.path, STREAM), ignore_errors=True)
+        if os.path.exists(os.path.join(self.path, JOURNAL)):
+            os.unlink(os.path.join(self.path, JOURNAL))
+
+    def summary(self) -> str:
+        removed = len(set(self.records) - set(self.new))
+        line = (f"--incremental: {self.read} trials read, {self.reused} reused"
+                + (f", {removed} gone from the job (their rows removed)" if removed else ""))
+        if self.reason is not None:
+            line += f"; every trial read, as the store at {printable(self.path)} could not serve: {self.reason}"
+        return line
+
+
+def _key(trial: str) -> str:
+    """A trial's key in the store, however its root was given: its absolute path."""
+    return trial if trial.startswith("/") and "/." not in trial else os.path.abspath(trial)
+
+
+def _size(path: str) -> int | None:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return None
+
+
+def _safe(split: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in split)
+
+
+def _link(source: str, target: str) -> None:
+    try:
+        os.link(source, target)
+    except OSError:  # another file system, or no hard links: a copy
+        shutil.copyfile(source, target)
+
+
+def check_store(path: str) -> None:
+    """A store path that exists must be a store (a folder with our manifest or journal, or
+    an empty one): never a file or a folder of the user's. Raises UsageError."""
+    if not os.path.lexists(path):
+        return
+    if os.path.islink(path) or not os.path.isdir(path):
+        raise UsageError(f"{printable(path)}: --incremental keeps its store there, and it is not a folder")
+    names = set(os.listdir(path))
+    if names and not names & {MANIFEST, JOURNAL, STREAM, SHARDS}:
+        raise UsageError(f"{printable(path)}: --incremental keeps its store there, and it holds "
+                         "files that are not a store's: move them or give another --output")
+
+
+SEGMENT_TRIALS = 1000  # trials per stream segment
+
+
+class TrialStream:
+    """The store of a running job, written by the exporter plugin as each trial finishes:
+    its rows appended to a stream segment, its record to the journal (after its rows are
+    flushed). The job-end export reads the journal as it reads a manifest."""
+
+    def __init__(self, path: str, opts: ExportOptions, split_by: str | None, root: str):
+        check_store(path)
+        self.path, self.root, self.opts, self.split_by = path, os.fspath(root), opts, split_by
+        self.task = TaskTrials(opts, ExportReport(), split_by)
+        os.makedirs(os.path.join(path, STREAM), exist_ok=True)
+        header = orjson.dumps(fingerprint(opts, split_by, [self.root]))
+        journal = os.path.join(path, JOURNAL)
+        try:
+            with open(journal, "rb") as fh:
+                same = fh.readline().rstrip(b"\n") == header
+        except OSError:
+            same = False
+        self.journal = open(journal, "ab" if same else "wb")
+        if not same:
+            self._append(header)
+        self.writer = None
+        self.trials = 0
+
+    def _append(self, line: bytes) -> None:
+        self.journal.write(line + b"\n")
+        self.journal.flush()
+
+    def add(self, trial_dir: str) -> None:
+        """Export one finished trial into the store."""
+        if self.writer is None:  # a report of its own: what the job-end export reports is its own
+            self.writer = ShardWriter(os.path.join(self.path, STREAM), f"s{uuid.uuid4().hex[:12]}",
+                                      shard_schema(self.opts), ExportReport())
+        i = self.trials
+        records, traced = read_changed(self.task, [trial_dir], self.root, [None], self.writer, i)
+        self.writer.flush()
+        finish_records(self.task, records, self.writer, traced, i)
+        self.trials += 1
+        record = records[0]
+        record["rows"] = {split: [f"{STREAM}/{os.path.basename(self.writer.path_of(split))}", start, count]
+                          for split, (start, count) in record.get("rows", {}).items()}
+        self._append(orjson.dumps({"trial": _key(trial_dir), **record}))
+        if self.trials % SEGMENT_TRIALS == 0:
+            self._close_segment()
+
+    def _close_segment(self) -> None:
+        if self.writer is None:
+            return
+        for split, path in self.writer.close().items():
+            self._append(orjson.dumps({"shard": f"{STREAM}/{os.path.basename(path)}",
+                                       "rows": self.writer.rows[split], "bytes": os.path.getsize(path)}))
+        self.writer = None
+
+    def close(self) -> None:
+        self._close_segment()
+        self.journal.close()
