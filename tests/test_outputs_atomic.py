@@ -28,7 +28,7 @@ import harbor_hooks.outputs.files as output
 from conftest import ROOT, atif, make_trial, run_cli, simple_steps, write_json
 from harbor_hooks.options import ExportOptions, OutputOptions
 from harbor_hooks.pipeline import run_export
-from harbor_hooks.pipeline.shards import export_task
+from harbor_hooks.pipeline.tasks import export_task
 
 # The CLI with its writers slowed down (a pause after each batch and each row group), so
 # that a SIGKILL lands mid-write every time; the writing itself is the real one.

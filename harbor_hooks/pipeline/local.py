@@ -24,7 +24,8 @@ import pyarrow as pa
 from harbor_hooks.imports import absent
 from harbor_hooks.options import ExportOptions
 from harbor_hooks.pipeline.redact import Redactor
-from harbor_hooks.pipeline.shards import TaskResult, export_task
+from harbor_hooks.pipeline.shards import TaskResult
+from harbor_hooks.pipeline.tasks import export_task
 from harbor_hooks.readers.meta import JobResults
 
 TASKS_AHEAD = 4  # per worker: submitted before the one awaited is done

@@ -2,7 +2,7 @@
 
 Each task (a batch of trials) runs as a Ray task with the same code as a local worker;
 trials under an fsspec URL (s3://, gs://, file://) are copied to the task's scratch space
-first (shards.export_task, as on the local engine). A task returns its Arrow shards as bytes through the
+first (tasks.export_task, as on the local engine). A task returns its Arrow shards as bytes through the
 object store (a cluster's nodes share no disk); the driver writes them into the export's
 work folder, and the orchestrator goes on as with the local engine. `--ray-address`
 joins a cluster, otherwise a local one starts with `--workers` CPUs.
@@ -19,7 +19,8 @@ from typing import Any
 
 from harbor_hooks.errors import ExportFailed
 from harbor_hooks.options import ExportOptions
-from harbor_hooks.pipeline.shards import TaskResult, export_task
+from harbor_hooks.pipeline.shards import TaskResult
+from harbor_hooks.pipeline.tasks import export_task
 from harbor_hooks.report import ExportReport
 
 RAY_MISSING = "--engine ray needs Ray: pip install 'harbor-hooks[ray]'"

@@ -6,11 +6,8 @@ row counts and reports, never rows.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
-import tempfile
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -19,9 +16,7 @@ import pyarrow as pa
 from harbor_hooks.formats import row_schema
 from harbor_hooks.formats.arrow import storage_schema
 from harbor_hooks.options import ExportOptions
-from harbor_hooks.pipeline.transform import DEDUPE_KEY, TaskTrials, redact_report, task_rows
-from harbor_hooks.readers.discover import fetch_trial, is_url, trial_stamp
-from harbor_hooks.readers.meta import JobResults, TrialMeta
+from harbor_hooks.pipeline.transform import DEDUPE_KEY
 from harbor_hooks.report import ExportReport
 
 ROWS_PER_BATCH = 1000
@@ -48,6 +43,7 @@ class ShardWriter:
         self.storage = storage_schema(schema)  # rows are converted to it, then cast to schema
         self._pending: dict[str, list[dict[str, Any]]] = {}
         self._owners: dict[str, list[int]] = {}  # the trial of each pending row, when placed
+        self._tables: dict[str, list[pa.Table]] = {}  # stored rows not written yet
         self._pending_bytes: dict[str, int] = {}
         self._writers: dict[str, tuple[Any, Any, str]] = {}
         self.rows: dict[str, int] = {}
@@ -57,23 +53,52 @@ class ShardWriter:
         self.trial_reports: dict[int, ExportReport] = {}
 
     def add(self, split: str, row: dict[str, Any], size: int, trial: int | None = None) -> None:
+        if split in self._tables:  # stored rows added before it
+            self._flush_tables(split)
         rows = self._pending.setdefault(split, [])
         rows.append(row)
         if trial is not None:
             self._owners.setdefault(split, []).append(trial)
         self._pending_bytes[split] = self._pending_bytes.get(split, 0) + size
         if len(rows) >= ROWS_PER_BATCH or self._pending_bytes[split] >= BYTES_PER_BATCH:
-            self._flush(split)
+            self._flush_rows(split)
 
-    def _flush(self, split: str) -> None:
-        rows = self._pending.get(split)
-        if not rows:
-            return
+    def add_table(self, split: str, table: pa.Table, size: int, trial: int) -> None:
+        """Stored rows of a trial (--incremental; size: their bytes, about), after the rows
+        added before them; joined with the next ones into batches of bounded size."""
+        self._flush_rows(split)
+        tables = self._tables.setdefault(split, [])
+        pending = sum(t.num_rows for t in tables)
+        self.placed.setdefault(trial, {})[split] = [self.rows.get(split, 0) + pending, table.num_rows]
+        tables.append(table)
+        self._pending_bytes[split] = self._pending_bytes.get(split, 0) + size
+        if pending + table.num_rows >= ROWS_PER_BATCH or self._pending_bytes[split] >= BYTES_PER_BATCH:
+            self._flush_tables(split)
+
+    def _sink(self, split: str) -> Any:
         if split not in self._writers:
             safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in split)
             path = os.path.join(self.directory, f"{safe}-{self.stem}.arrow")
             sink = pa.OSFile(path, "wb")
             self._writers[split] = (sink, pa.ipc.new_stream(sink, self.schema), path)
+        return self._writers[split][1]
+
+    def _flush_tables(self, split: str) -> None:
+        tables = self._tables.pop(split, None)
+        self._pending_bytes[split] = 0
+        if tables:
+            table = pa.concat_tables(tables).combine_chunks()
+            self._sink(split).write_table(table)
+            self.rows[split] = self.rows.get(split, 0) + table.num_rows
+
+    def _flush(self, split: str) -> None:
+        self._flush_tables(split)
+        self._flush_rows(split)
+
+    def _flush_rows(self, split: str) -> None:
+        rows = self._pending.get(split)
+        if not rows:
+            return
         owners = self._owners.pop(split, [])
         try:
             batch = self._batch(rows)
@@ -81,7 +106,7 @@ class ShardWriter:
             kept = self._convertible(rows, owners)
             rows, owners = [rows[i] for i in kept], [owners[i] for i in kept if owners]
             batch = self._batch(rows)
-        self._writers[split][1].write_batch(batch)
+        self._sink(split).write_batch(batch)
         start = self.rows.get(split, 0)
         for offset, trial in enumerate(owners):
             self.placed.setdefault(trial, {}).setdefault(split, [start + offset, 0])[1] += 1
@@ -114,7 +139,7 @@ class ShardWriter:
         return self._writers[split][2]
 
     def flush(self) -> None:
-        for split in list(self._pending):
+        for split in list({**self._pending, **self._tables}):
             self._flush(split)
 
     def close(self) -> dict[str, str]:
@@ -133,121 +158,6 @@ class TaskResult(NamedTuple):
     rows: dict[str, int]  # rows by split
     report: ExportReport
     trials: list[dict[str, Any]] | None = None  # --incremental: each trial's record (see store.py)
-
-
-def export_task(index: int, trial_dirs: list[str], root: str, opts: ExportOptions,
-                split_by: str | None, workdir: str, known: list[dict[str, Any] | None] | None = None
-                ) -> TaskResult:
-    """Export a batch of trials into shards of their own (in a worker, on any engine); trials
-    under an fsspec URL are read from a local copy, made in a scratch folder and removed.
-    known (--incremental): the stored record of each trial, or None; a trial whose files
-    and result are as recorded is not read (its rows are the stored ones)."""
-    if is_url(root):
-        return _export_remote(index, trial_dirs, root, opts, split_by, workdir)
-    report = ExportReport()
-    writer = ShardWriter(workdir, f"{index:06d}", shard_schema(opts), report)
-    if known is not None:
-        return _export_known(index, trial_dirs, root, opts, split_by, known, writer)
-    for split, row, size in task_rows(trial_dirs, root, opts, report, split_by):
-        writer.add(split, row, size)
-    return TaskResult(index, writer.close(), writer.rows, report)
-
-
-def _export_known(index: int, trial_dirs: list[str], root: str, opts: ExportOptions, split_by: str | None,
-                  known: list[dict[str, Any] | None], writer: ShardWriter) -> TaskResult:
-    """export_task under --incremental: each trial stamped, and read only when it changed,
-    with a report of its own (kept in the store: the report of a reused trial is its own)."""
-    task = TaskTrials(opts, writer.report, split_by)
-    records, traced = read_changed(task, trial_dirs, root, known, writer)
-    paths = writer.close()
-    if task.redactor is not None:  # the job-level result.json's skips, redacted once per task
-        before = Counter(task.redactor.counts)
-        redact_report(task.redactor, writer.report, counted=False)
-        writer.report.redactions.update(task.redactor.counts - before)
-    finish_records(task, records, writer, traced)
-    return TaskResult(index, paths, writer.rows, writer.report, records)
-
-
-def read_changed(task: TaskTrials, trial_dirs: list[str], root: str, known: list[dict[str, Any] | None],
-                 writer: ShardWriter, first: int = 0) -> tuple[list[dict[str, Any]], dict[int, Counter]]:
-    """Stamp each trial; read those not as known into writer (trial first + i), each with a
-    report of its own. Returns the trials' records and the redactions of each one's trace."""
-    records: list[dict[str, Any]] = []
-    traced: dict[int, Counter] = {}
-    for i, (trial_dir, entry) in enumerate(zip(trial_dirs, known), first):
-        stamp = trial_stamp(trial_dir)
-        if entry is not None and stamp is not None and unchanged(trial_dir, entry, stamp, task.jobs):
-            records.append({"stamp": stamp, "reused": True})
-            continue
-        writer.trial_reports[i] = trial_report = ExportReport()
-        before = Counter(task.redactor.counts) if task.redactor is not None else Counter()
-        meta, kept = task.rows(trial_dir, root, trial_report)
-        for split, row, size in kept:
-            writer.add(split, row, size, i)
-        if task.redactor is not None:
-            traced[i] = task.redactor.counts - before
-        records.append(trial_record(stamp, trial_dir, meta))
-    return records, traced
-
-
-def finish_records(task: TaskTrials, records: list[dict[str, Any]], writer: ShardWriter,
-                   traced: dict[int, Counter], first: int = 0) -> None:
-    """Once the rows are written: each read trial's record gets its rows' places and its
-    report (redacted, its redactions counted), which goes into the writer's."""
-    for i, record in enumerate(records, first):
-        trial_report = writer.trial_reports.pop(i, None)
-        if trial_report is None:  # reused: its report is the store's (store.assemble)
-            continue
-        if task.redactor is not None:
-            before = Counter(task.redactor.counts)
-            redact_report(task.redactor, trial_report, counted=False)
-            trial_report.redactions.update(traced[i] + (task.redactor.counts - before))
-        record["rows"] = writer.placed.pop(i, {})
-        record["report"] = trial_report.state()
-        writer.report.merge(trial_report)
-
-
-def _hashed(value: str | None) -> str:
-    return hashlib.blake2b(repr(value).encode("utf-8", "surrogateescape"), digest_size=8).hexdigest()
-
-
-def trial_record(stamp: str | None, trial_dir: str, meta: TrialMeta | None) -> dict[str, Any]:
-    """What --incremental keeps of a trial to know it again: its files' stamp, and its result
-    (from the job's result.json or its own: the job's may change after the trial ends),
-    hashed: the store holds no text of the trial's."""
-    record: dict[str, Any] = {"stamp": stamp}
-    if meta is not None:
-        record["result"], record["own"] = _hashed(meta.result), _hashed(meta.own_result)
-        if meta.trial_name != os.path.basename(trial_dir):
-            record["name"] = meta.trial_name
-    return record
-
-
-def unchanged(trial_dir: str, entry: dict[str, Any], stamp: str, jobs: JobResults) -> bool:
-    """Whether a trial is as its record says: the same files, and the same result."""
-    if entry.get("stamp") != stamp:
-        return False
-    if "result" not in entry:  # not read (skipped): its files alone decide
-        return True
-    job = (jobs.for_trial(trial_dir) or {}).get(entry.get("name") or os.path.basename(trial_dir))
-    return (entry["own"] if job is None else _hashed(job)) == entry["result"]
-
-
-def _export_remote(index: int, trials: list[str], root: str, opts: ExportOptions,
-                   split_by: str | None, workdir: str) -> TaskResult:
-    report = ExportReport()
-    with tempfile.TemporaryDirectory(prefix="harbor-hooks-fetch-") as scratch:
-        data = os.path.join(scratch, "trials")
-        os.makedirs(data)
-        local = []
-        for trial in trials:
-            try:
-                local.append(fetch_trial(trial, root, data))
-            except Exception as exc:  # noqa: BLE001 - fsspec backends raise their own kinds
-                report.skip("trial", trial, f"cannot be read ({type(exc).__name__}: {exc})")
-        result = export_task(index, local, data, opts, split_by, workdir)
-    result.report.merge(report)
-    return result
 
 
 @dataclass

@@ -4,7 +4,7 @@ The store is a folder (`<output>.incremental/`) holding a manifest and Arrow sha
 manifest says, per trial: the stamp of its files (path, size and mtime of each), its result
 (hashed), where its rows are (shard, start, count per split) and its own part of the report.
 An export with a store sends each task's records along with its trials; a worker stamps each
-trial and reads only those that changed (shards.export_task); the parent puts the stored
+trial and reads only those that changed (tasks.export_task); the parent puts the stored
 rows of the others back in their places (assemble), so that every task's shards hold the
 rows a full export gives, in the same order. Trials that vanished are left out. The stored
 rows are those before --dedupe and the draws, which are made on the whole job as always.
@@ -16,6 +16,7 @@ reads like the manifest.
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import uuid
@@ -27,7 +28,8 @@ import pyarrow as pa
 
 from harbor_hooks.errors import ExportFailed, UsageError
 from harbor_hooks.options import ExportOptions
-from harbor_hooks.pipeline.shards import ShardWriter, TaskResult, finish_records, read_changed, shard_schema
+from harbor_hooks.pipeline.shards import ShardWriter, TaskResult, shard_schema
+from harbor_hooks.pipeline.tasks import Known, finish_records, read_changed, stamp_trials
 from harbor_hooks.pipeline.transform import TaskTrials
 from harbor_hooks.report import ExportReport, printable
 from harbor_hooks.version import __version__
@@ -38,7 +40,7 @@ JOURNAL = "journal.jsonl"
 SHARDS = "shards"
 STREAM = "stream"  # the segments written as a job runs
 NOT_ROWS = ("workers", "engine", "ray_address")  # options that change how, not what
-CHECKED = ("stamp", "result", "own", "name")  # what a record says of its trial
+CHECKED = ("stamp", "result", "own", "name", "rows")  # what a worker is given of a record
 
 
 def store_of(output: str | os.PathLike) -> str:
@@ -92,7 +94,6 @@ class TrialStore:
                  private: bool = False):
         self.path, self.opts = path, opts
         self.fingerprint = fingerprint(opts, split_by, roots)
-        self.schema = shard_schema(opts)
         self.records: dict[str, dict[str, Any]] = {}  # trial dir -> its stored record
         self.shards: dict[str, list[int]] = {}  # stored shard -> [rows, bytes]
         self.new: dict[str, dict[str, Any]] = {}
@@ -100,7 +101,6 @@ class TrialStore:
         self.reason: str | None = None  # why no trial could be reused
         self.run = uuid.uuid4().hex[:8]  # names this export's new shards
         self.private = private
-        self._tables: dict[str, pa.Table] = {}
         self._in_flight: dict[int, list[str]] = {}  # the trials of each task not done yet
         self.reused = self.read = 0
         check_store(path)
@@ -109,6 +109,13 @@ class TrialStore:
 
     # -- reading ---------------------------------------------------------------------
     def _load(self) -> None:
+        gc.disable()  # many small objects: no collection walks them while they are made
+        try:
+            self._read()
+        finally:
+            gc.enable()
+
+    def _read(self) -> None:
         manifest = os.path.join(self.path, MANIFEST)
         if os.path.exists(manifest):
             try:
@@ -151,18 +158,6 @@ class TrialStore:
         if len(lines) > 1:
             self.reason = None
 
-    def _table(self, name: str) -> pa.Table:
-        if name not in self._tables:
-            if len(self._tables) > 8:  # the shards of the tasks at hand; older ones unmapped
-                self._tables.pop(next(iter(self._tables)))
-            try:  # mapped, not read: a table's buffers keep their map open
-                table = pa.ipc.open_stream(pa.memory_map(os.path.join(self.path, name))).read_all()
-            except (OSError, pa.ArrowException) as exc:
-                raise ExportFailed(f"{printable(os.path.join(self.path, name))}: a stored shard cannot be "
-                                   f"read ({exc}); remove {printable(self.path)} to export in full") from None
-            self._tables[name] = table
-        return self._tables[name]
-
     def _rows_present(self, record: Any, present: set[str]) -> bool:
         """Whether a record's rows can be read back (a shard lost or cut short: read again)."""
         try:
@@ -173,12 +168,13 @@ class TrialStore:
         except (TypeError, ValueError, AttributeError):
             return False
 
-    def known(self, trials: list[str]) -> list[dict[str, Any] | None]:
-        """What a worker needs to know each trial again (shards.unchanged), or None."""
+    def known(self, trials: list[str]) -> Known:
+        """What a worker needs to know each trial again (tasks.unchanged) and to copy its rows."""
         found = [self.records.get(_key(t)) for t in trials]
-        return [r and {k: r[k] for k in CHECKED if k in r} for r in found]
+        records = [r and {k: r[k] for k in CHECKED if k in r} for r in found]
+        names = {place[0] for r in found if r for place in r["rows"].values()}
+        return Known(self.path, records, {name: self.shards[name][0] for name in names})
 
-    # -- writing ---------------------------------------------------------------------
     def tasks(self, batches: Iterator[tuple[int, tuple[str, list[str]]]]
               ) -> Iterator[tuple[int, tuple[str, list[str], list[dict[str, Any] | None]]]]:
         """The export's tasks, each with what is known of its trials (kept until it is done)."""
@@ -187,71 +183,34 @@ class TrialStore:
             yield i, (root, trials, self.known(trials))
 
     def assemble(self, result: TaskResult, workdir: str) -> TaskResult:
-        """A task's shards, with the stored rows of its reused trials put back in place, kept
-        in the store; each trial's record kept for the new manifest. A stored shard that is
-        the task's rows whole is used as it is; private: each shard is linked into workdir
-        (--dedupe and the draws rewrite the export's shards)."""
+        """A task's shards kept in the store (a stored shard the task reused whole is kept as
+        it is), and each trial's record kept for the new manifest. private: the shards given
+        on are links in workdir (--dedupe and the draws rewrite them)."""
         records = result.trials or []
         trials = [_key(t) for t in self._in_flight.pop(result.index)]
+        names, paths = {}, {}
+        shards_dir = os.path.join(self.path, SHARDS)
+        for split, path in result.paths.items():
+            if os.path.dirname(path) == shards_dir:  # reused whole
+                names[split] = f"{SHARDS}/{os.path.basename(path)}"
+            else:
+                names[split] = f"{SHARDS}/{self.run}-{os.path.basename(path)}"
+                os.replace(path, os.path.join(self.path, names[split]))
+            paths[split] = os.path.join(self.path, names[split])
+            self.new_shards[names[split]] = [result.rows[split], os.path.getsize(paths[split])]
+            if self.private:
+                paths[split] = os.path.join(workdir, os.path.basename(names[split]))
+                _link(os.path.join(self.path, names[split]), paths[split])
         for trial, record in zip(trials, records):
             reused = bool(record.get("reused"))
             stored = self.records[trial] if reused else record
-            self.new[trial] = {k: v for k, v in stored.items() if k not in ("rows", "reused")}
-            self.new[trial]["rows"] = {}
+            entry = self.new[trial] = {k: stored[k] for k in (*CHECKED, "report") if k in stored}
+            entry["rows"] = {split: [names[split], *place] for split, place in record["rows"].items()}
             if reused and stored.get("report"):  # its part of the report, as when it was read
                 result.report.add_state(stored["report"])
             self.reused += reused
             self.read += not reused
-        fresh = {split: pa.ipc.open_stream(pa.memory_map(path)).read_all() for split, path in result.paths.items()}
-        paths, rows = {}, {}
-        for split, split_runs in self._runs(trials, records).items():
-            name = self._whole_file(split_runs)
-            if name is None:
-                name = f"{SHARDS}/{_safe(split)}-{result.index:06d}-{self.run}.arrow"
-                pieces = [fresh[split].slice(start, count) if source is None else
-                          self._table(source).slice(start, count) for source, start, count, _ in split_runs]
-                with pa.OSFile(os.path.join(self.path, name), "wb") as sink, \
-                        pa.ipc.new_stream(sink, self.schema) as writer:
-                    writer.write_table(pa.concat_tables(pieces).combine_chunks())
-            start = 0
-            for _, _, count, owners in split_runs:
-                for trial, n in owners:
-                    self.new[trial]["rows"][split] = [name, start, n]
-                    start += n
-            rows[split] = start
-            paths[split] = os.path.join(self.path, name)
-            self.new_shards[name] = [start, os.path.getsize(paths[split])]
-            if self.private:
-                paths[split] = os.path.join(workdir, os.path.basename(name))
-                _link(os.path.join(self.path, name), paths[split])
-        for path in result.paths.values():
-            os.unlink(path)
-        return TaskResult(result.index, paths, rows, result.report, records)
-
-    def _runs(self, trials: list[str], records: list[dict[str, Any]]
-              ) -> dict[str, list[tuple[str | None, int, int, list[tuple[str, int]]]]]:
-        """Per split, the task's rows as runs of (stored shard or None for the task's fresh
-        one, start, count, [(trial, rows)...]): the places of neighbouring trials joined."""
-        runs: dict[str, list[tuple[str | None, int, int, list[tuple[str, int]]]]] = {}
-        for trial, record in zip(trials, records):
-            reused = record.get("reused")
-            for split, place in (self.records[trial] if reused else record).get("rows", {}).items():
-                source, start, count = place if reused else (None, *place)
-                split_runs = runs.setdefault(split, [])
-                if split_runs and split_runs[-1][0] == source and sum(split_runs[-1][1:3]) == start:
-                    last = split_runs[-1]
-                    split_runs[-1] = (source, last[1], last[2] + count, last[3] + [(trial, count)])
-                else:
-                    split_runs.append((source, start, count, [(trial, count)]))
-        return runs
-
-    def _whole_file(self, split_runs: list[tuple[str | None, int, int, Any]]) -> str | None:
-        """The stored shard that holds exactly these rows, or None."""
-        if len(split_runs) == 1 and split_runs[0][0] is not None and split_runs[0][1] == 0:
-            source, _, count, _ = split_runs[0]
-            if source.startswith(SHARDS + "/") and self.shards.get(source, [None])[0] == count:
-                return source
-        return None
+        return TaskResult(result.index, paths, result.rows, result.report, records)
 
     def commit(self) -> None:
         """The new manifest in place (atomically), then what it does not name removed: the
@@ -260,7 +219,6 @@ class TrialStore:
         with open(manifest + ".tmp", "wb") as fh:
             fh.write(orjson.dumps({"fingerprint": self.fingerprint, "shards": self.new_shards, "trials": self.new}))
         os.replace(manifest + ".tmp", manifest)
-        self._tables.clear()
         for name in os.listdir(os.path.join(self.path, SHARDS)):
             if f"{SHARDS}/{name}" not in self.new_shards:
                 os.unlink(os.path.join(self.path, SHARDS, name))
@@ -287,10 +245,6 @@ def _size(path: str) -> int | None:
         return os.stat(path).st_size
     except OSError:
         return None
-
-
-def _safe(split: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in split)
 
 
 def _link(source: str, target: str) -> None:
@@ -349,7 +303,8 @@ class TrialStream:
             self.writer = ShardWriter(os.path.join(self.path, STREAM), f"s{uuid.uuid4().hex[:12]}",
                                       shard_schema(self.opts), ExportReport())
         i = self.trials
-        records, traced = read_changed(self.task, [trial_dir], self.root, [None], self.writer, i)
+        records = stamp_trials(self.task, [trial_dir], [None])
+        traced = read_changed(self.task, [trial_dir], self.root, records, [None], self.writer, first=i)
         self.writer.flush()
         finish_records(self.task, records, self.writer, traced, i)
         self.trials += 1
@@ -361,9 +316,16 @@ class TrialStream:
             self._close_segment()
 
     def _close_segment(self) -> None:
+        """The segment closed, each of its files made one batch (a job-end task copies a few
+        trials' rows from it: one batch maps at once), and named in the journal."""
         if self.writer is None:
             return
         for split, path in self.writer.close().items():
+            table = pa.ipc.open_stream(pa.memory_map(path)).read_all().combine_chunks()
+            with pa.OSFile(path + ".tmp", "wb") as sink, pa.ipc.new_stream(sink, table.schema) as writer:
+                writer.write_table(table)
+            del table
+            os.replace(path + ".tmp", path)
             self._append(orjson.dumps({"shard": f"{STREAM}/{os.path.basename(path)}",
                                        "rows": self.writer.rows[split], "bytes": os.path.getsize(path)}))
         self.writer = None
