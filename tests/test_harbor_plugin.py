@@ -250,6 +250,9 @@ def test_harbor_job_fires_hooks_and_exports_last_episodes(harbor_py, plugin_site
     # on_job_complete: the built-in exporter wrote exactly `--episodes last`'s rows
     assert_rows_match(read_jsonl(out), read_jsonl(EXPECTED / "last.jsonl"))
     assert len(read_jsonl(out)) == 9
+    # each trial was exported at its END event (streaming): the job's end read none again
+    assert "--incremental: 0 trials read, 6 reused" in proc.stderr, proc.stderr[-3000:]
+    assert (out.parent / "last.jsonl.incremental" / "manifest.json").is_file()
 
 
 def test_failing_export_is_reported_not_raised(harbor_py, plugin_site, tmp_path):

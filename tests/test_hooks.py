@@ -69,6 +69,11 @@ def test_run_exports_and_calls_every_hook(plugin_path, tmp_path):
     assert job_dirs == [str(tmp_path / "jobs" / "demo")]
     trial_cfg = json.loads(next((tmp_path / "jobs" / "demo").glob("*/config.json")).read_text())
     assert trial_cfg["agent"]["model_name"] == "openai/gpt-4o-mini"  # --model reached the runner
+    # each trial was exported as it finished (streaming): at the job's end, none read again
+    assert "--incremental: 0 trials read, 4 reused" in proc.stderr, proc.stderr[-3000:]
+    full = tmp_path / "full.parquet"
+    run_cli("traces", "export", "-p", str(tmp_path / "jobs" / "demo"), "-o", str(full), check=True)
+    assert out.read_bytes() == full.read_bytes()
 
 
 def test_plugin_failure_is_reported_and_does_not_stop_the_exporter(plugin_path, tmp_path):

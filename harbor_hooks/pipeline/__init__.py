@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from harbor_hooks.formats import row_schema
 from harbor_hooks.options import ExportOptions
 from harbor_hooks.pipeline.sampling import VALIDATION, draw, draws_needed
-from harbor_hooks.pipeline.shards import ExportResult, TaskResult, drop_duplicates, merge_results
+from harbor_hooks.pipeline.shards import WORK_PREFIX, ExportResult, TaskResult, drop_duplicates, merge_results
 from harbor_hooks.readers.discover import is_url, iter_trial_dirs, iter_trial_urls
 from harbor_hooks.report import ExportReport
 
@@ -100,8 +100,10 @@ def run_export(
         trials_store = TrialStore(store, opts, split_by, roots, private=whole_job(opts))
     own_workdir = workdir is None
     # with a store, the work folder is in it: its shards can be linked into the store
-    workdir = workdir or tempfile.mkdtemp(prefix=".harbor-hooks-export-", dir=store)
+    workdir = workdir or tempfile.mkdtemp(prefix=WORK_PREFIX, dir=store)
     os.makedirs(workdir, exist_ok=True)
+    if trials_store is not None:
+        trials_store.workdir = workdir
     report = ExportReport()
     results: list[TaskResult] = []
     done_trials = 0

@@ -28,7 +28,7 @@ import pyarrow as pa
 
 from harbor_hooks.errors import ExportFailed, UsageError
 from harbor_hooks.options import ExportOptions
-from harbor_hooks.pipeline.shards import ShardWriter, TaskResult, shard_schema
+from harbor_hooks.pipeline.shards import WORK_PREFIX, ShardWriter, TaskResult, shard_schema
 from harbor_hooks.pipeline.tasks import Known, finish_records, read_changed, stamp_trials
 from harbor_hooks.pipeline.transform import TaskTrials
 from harbor_hooks.report import ExportReport, printable
@@ -101,6 +101,7 @@ class TrialStore:
         self.reason: str | None = None  # why no trial could be reused
         self.run = uuid.uuid4().hex[:8]  # names this export's new shards
         self.private = private
+        self.workdir: str | None = None  # this export's work folder (kept, the others removed)
         self._in_flight: dict[int, list[str]] = {}  # the trials of each task not done yet
         self.reused = self.read = 0
         check_store(path)
@@ -225,6 +226,9 @@ class TrialStore:
         shutil.rmtree(os.path.join(self.path, STREAM), ignore_errors=True)
         if os.path.exists(os.path.join(self.path, JOURNAL)):
             os.unlink(os.path.join(self.path, JOURNAL))
+        for name in os.listdir(self.path):  # the work folders of earlier exports kept by the API
+            if name.startswith(WORK_PREFIX) and os.path.join(self.path, name) != self.workdir:
+                shutil.rmtree(os.path.join(self.path, name), ignore_errors=True)
 
     def summary(self) -> str:
         removed = len(set(self.records) - set(self.new))
