@@ -36,6 +36,8 @@ def run_with_hooks(config: dict[str, Any] | None, settings: HooksSettings, *,
     """Run the job (or take a finished job_dir), firing on_trial_complete and on_job_complete."""
     pm = get_plugin_manager()
     failures: list[HookFailure] = []
+    if job_dir is not None:  # a finished job: its end export reads the trials in parallel,
+        settings = settings.model_copy(update={"stream": False})  # faster than one by one
     on_trial = _trial_hook(pm, settings, failures)
     if job_dir is not None:
         code = 0

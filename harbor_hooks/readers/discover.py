@@ -82,23 +82,22 @@ def trial_stamp(trial_dir: str) -> str | None:
     """What a trial's files are: the path, size and modification time of every file under
     it, hashed (None when a folder cannot be listed: the trial is read again). A changed,
     added or removed file changes it (--incremental)."""
-    digest = hashlib.blake2b(digest_size=16)
+    files = []
     pending = [""]
     try:
         while pending:
             rel = pending.pop()
-            with os.scandir(os.path.join(trial_dir, rel)) as it:
-                entries = sorted(it, key=lambda e: e.name)
-            for entry in entries:
-                if entry.is_dir(follow_symlinks=False):
-                    pending.append(rel + entry.name + "/")
-                else:
-                    st = entry.stat(follow_symlinks=False)
-                    digest.update(f"{rel}{entry.name}\0{st.st_size}\0{st.st_mtime_ns}\n"
-                                  .encode("utf-8", "surrogateescape"))
+            with os.scandir(trial_dir + "/" + rel if rel else trial_dir) as it:
+                for entry in it:
+                    if entry.is_dir(follow_symlinks=False):
+                        pending.append(rel + entry.name + "/")
+                    else:
+                        st = entry.stat(follow_symlinks=False)
+                        files.append(f"{rel}{entry.name}\0{st.st_size}\0{st.st_mtime_ns}")
     except OSError:
         return None
-    return digest.hexdigest()
+    files.sort()
+    return hashlib.blake2b("\n".join(files).encode("utf-8", "surrogateescape"), digest_size=16).hexdigest()
 
 
 def _report_broken_agent(path: str, report: ExportReport | None) -> None:
