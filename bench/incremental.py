@@ -49,28 +49,29 @@ def grow(job: Path, added: int) -> None:
         shutil.copytree(source, job / (source.name + "x"))
 
 
-def incremental(job: Path, work: Path, added: int, runs: int) -> dict[str, float]:
+def incremental(job: Path, work: Path, added: int, runs: int, episodes: str) -> dict[str, float]:
+    opts = ExportOptions(episodes=episodes)
     out = work / "inc.parquet"
     store = work / "inc.parquet.incremental"
-    publish(job, ExportOptions(), OutputOptions(output=out, incremental=True))
+    publish(job, opts, OutputOptions(output=out, incremental=True))
     saved = work / "store-before"
     shutil.copytree(store, saved)
     grow(job, added)
     full = work / "full.parquet"
-    publish(job, ExportOptions(), OutputOptions(output=full))  # warm
-    full_times = [timed(lambda: publish(job, ExportOptions(), OutputOptions(output=full))) for _ in range(runs)]
+    publish(job, opts, OutputOptions(output=full))  # warm
+    full_times = [timed(lambda: publish(job, opts, OutputOptions(output=full))) for _ in range(runs)]
     inc_times = []
     for _ in range(runs):
         shutil.rmtree(store)
         shutil.copytree(saved, store)
-        inc_times.append(timed(lambda: publish(job, ExportOptions(), OutputOptions(output=out, incremental=True))))
+        inc_times.append(timed(lambda: publish(job, opts, OutputOptions(output=out, incremental=True))))
     assert out.read_bytes() == full.read_bytes(), "incremental Parquet differs from the full export's"
     return {"full": statistics.median(full_times), "incremental": statistics.median(inc_times)}
 
 
-def job_end(job: Path, runs: int) -> dict[str, float]:
-    plain = load_settings(None, defaults={"traces": True}, stream=False)
-    streamed = load_settings(None, defaults={"traces": True})
+def job_end(job: Path, runs: int, episodes: str) -> dict[str, float]:
+    plain = load_settings(None, defaults={"traces": True}, stream=False, episodes=episodes)
+    streamed = load_settings(None, defaults={"traces": True}, episodes=episodes)
     store = job / "traces" / "traces.parquet.incremental"
     without = []
     for _ in range(runs):
@@ -95,20 +96,24 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=4000)
     parser.add_argument("--added", type=int, default=None, help="default: 1%% of --trials")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--job-end-only", action="store_true", help="only the streaming job end")
+    parser.add_argument("--episodes", choices=["all", "last"], default="all")
     args = parser.parse_args()
     added = args.added or max(1, args.trials // 100)
     with tempfile.TemporaryDirectory(prefix="harbor-hooks-bench-inc-") as tmp:
         work = Path(tmp)
         job = make_job(work / "job", args.trials, atif_only=True)
-        inc = incremental(job, work, added, args.runs)
-        shutil.rmtree(job)
-        job = make_job(work / "job", args.trials, atif_only=True)
-        end = job_end(job, args.runs)
-    print(f"| case ({args.trials:,} trials, 2 cores, in one process) | time |")
+        if not args.job_end_only:
+            inc = incremental(job, work, added, args.runs, args.episodes)
+            shutil.rmtree(job)
+            job = make_job(work / "job", args.trials, atif_only=True)
+        end = job_end(job, args.runs, args.episodes)
+    print(f"| case ({args.trials:,} trials, --episodes {args.episodes}, 2 cores, in one process) | time |")
     print("| --- | --- |")
-    print(f"| full export | {inc['full']:.3f} s |")
-    print(f"| incremental re-export after adding {added} trials | {inc['incremental']:.3f} s "
-          f"({100 * inc['incremental'] / inc['full']:.0f}% of full; Parquet byte-identical) |")
+    if not args.job_end_only:
+        print(f"| full export | {inc['full']:.3f} s |")
+        print(f"| incremental re-export after adding {added} trials | {inc['incremental']:.3f} s "
+              f"({100 * inc['incremental'] / inc['full']:.0f}% of full; Parquet byte-identical) |")
     print(f"| job end, no streaming (on_job_complete) | {end['without']:.3f} s |")
     print(f"| job end after streaming every trial | {end['with']:.3f} s "
           f"({100 * end['with'] / end['without']:.0f}%; output byte-identical) |")

@@ -45,17 +45,18 @@ class ExporterPlugin:
 
     @hookimpl
     def on_job_complete(self, job_dir, settings: HooksSettings) -> None:
+        job_dir = os.path.abspath(job_dir)  # as the trials streamed were named: the same root
         with self._lock:
-            stream = self._streams.pop(os.path.abspath(job_dir), None)
+            stream = self._streams.pop(job_dir, None)
             if stream is not None:
                 try:
                     stream.close()
                 except OSError as exc:  # its last segment is read again from the trials
-                    get_logger().warning(f"the trial stream could not be closed: {exc}", job_dir=os.fspath(job_dir))
+                    get_logger().warning(f"the trial stream could not be closed: {exc}", job_dir=job_dir)
         if not settings.traces:
             return
         log = get_logger()
-        log.info("exporting traces", job_dir=os.fspath(job_dir))
+        log.info("exporting traces", job_dir=job_dir)
         output = settings.output_options()
         if output.output is None and not settings.push:  # else the export would vanish
             folder = Path(job_dir) / TRACES_FOLDER
@@ -70,7 +71,7 @@ class ExporterPlugin:
         store = job_store(job_dir, settings) if settings.stream or output.incremental else None
         outcome = publish(job_dir, settings.export_options(), output, settings.push_options(),
                           log=lambda line: log.info(line), store=store)
-        _log_outcome(outcome, os.fspath(job_dir))
+        _log_outcome(outcome, job_dir)
 
     @hookimpl
     def on_sweep_complete(self, job_dirs, settings: HooksSettings) -> None:

@@ -99,11 +99,9 @@ def run_export(
         from harbor_hooks.pipeline.store import TrialStore
         trials_store = TrialStore(store, opts, split_by, roots, private=whole_job(opts))
     own_workdir = workdir is None
-    # with a store, the work folder is in it: its shards can be linked into the store
+    # with a store, the work folder is in it: its shards are moved or linked into the store
     workdir = workdir or tempfile.mkdtemp(prefix=WORK_PREFIX, dir=store)
     os.makedirs(workdir, exist_ok=True)
-    if trials_store is not None:
-        trials_store.workdir = workdir
     report = ExportReport()
     results: list[TaskResult] = []
     done_trials = 0
@@ -125,7 +123,7 @@ def run_export(
     try:
         run_tasks(tasks, opts, split_by, workdir, done)
         if trials_store is not None:
-            trials_store.commit()
+            trials_store.commit(workdir)
         shards = merge_results(results, report, split_by)
         _whole_job_steps(results, shards, report, opts, on_shards)
     except BaseException:

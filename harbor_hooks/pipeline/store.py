@@ -17,6 +17,7 @@ reads like the manifest.
 from __future__ import annotations
 
 import gc
+import hashlib
 import os
 import shutil
 import uuid
@@ -31,16 +32,17 @@ from harbor_hooks.options import ExportOptions
 from harbor_hooks.pipeline.shards import WORK_PREFIX, ShardWriter, TaskResult, shard_schema
 from harbor_hooks.pipeline.tasks import Known, finish_records, read_changed, stamp_trials
 from harbor_hooks.pipeline.transform import TaskTrials
-from harbor_hooks.report import ExportReport, printable
+from harbor_hooks.report import ExportReport, fs_text, printable
 from harbor_hooks.version import __version__
 
 STORE_FORMAT = 1
 MANIFEST = "manifest.json"
 JOURNAL = "journal.jsonl"
+MARKER = ".harbor-hooks-store"  # a folder holding it is a store (and may be rewritten)
 SHARDS = "shards"
 STREAM = "stream"  # the segments written as a job runs
 NOT_ROWS = ("workers", "engine", "ray_address")  # options that change how, not what
-CHECKED = ("stamp", "result", "own", "name", "rows")  # what a worker is given of a record
+CHECKED = ("stamp", "result", "own", "rows")  # what a worker is given of a record
 
 
 def store_of(output: str | os.PathLike) -> str:
@@ -62,28 +64,32 @@ def _file_stamp(path: str) -> list[Any]:
 
 
 def fingerprint(opts: ExportOptions, split_by: str | None, roots: list[str]) -> dict[str, Any]:
-    """What the stored rows depend on besides the trials: this version, the options, the
-    roots (rows name their trial relative to its root) and the files options name."""
+    """What the stored rows and reports depend on besides the trials: this version, the
+    options, the roots as given (rows name their trial relative to its root, the report by
+    the root's spelling) and the files options name."""
     options = opts.model_dump(mode="json", exclude=set(NOT_ROWS))
     files = {name: _file_stamp(os.fspath(path)) for name in ("tokenizer", "decontaminate")
              if (path := getattr(opts, name)) is not None}
     return {"harbor_hooks": __version__, "store": STORE_FORMAT, "options": options,
-            "split_by": split_by, "roots": [os.path.abspath(r) for r in roots], "files": files}
+            "split_by": split_by, "roots": [fs_text(os.fspath(r)) for r in roots], "files": files}
 
 
 def _difference(old: Any, new: dict[str, Any]) -> str:
     """One line: why a manifest made with old cannot serve an export made with new."""
     if not isinstance(old, dict):
         return "its header is not a fingerprint"
-    if (old.get("harbor_hooks"), old.get("store")) != (new["harbor_hooks"], new["store"]):
+    if old.get("harbor_hooks") != new["harbor_hooks"]:
         return f"it was written by harbor-hooks {old.get('harbor_hooks')} (this is {new['harbor_hooks']})"
+    if old.get("store") != new["store"]:
+        return f"its format is {old.get('store')!r} (this version reads {new['store']})"
     for key in ("options", "split_by", "roots", "files"):
-        if old.get(key) != new[key]:
-            if key == "options" and isinstance(old.get(key), dict):
-                name = next((k for k in new[key] if old[key].get(k) != new[key][k]), "?")
-                return f"the option {name} differs ({old[key].get(name)!r} then, {new[key][name]!r} now)"
-            return {"split_by": "the splits differ", "roots": "it exported other folders",
-                    "files": "the tokenizer or --decontaminate file changed"}.get(key, f"{key} differs")
+        if old.get(key) == new[key]:
+            continue
+        if key == "options" and isinstance(old.get(key), dict):
+            name = next(k for k in sorted({*old[key], *new[key]}) if old[key].get(k) != new[key].get(k))
+            return f"the option {name} differs ({old[key].get(name)!r} then, {new[key].get(name)!r} now)"
+        return {"split_by": "the splits differ", "roots": f"it exported other folders ({old.get(key)})",
+                "files": "the tokenizer or --decontaminate file changed"}[key]
     return ""
 
 
@@ -95,17 +101,15 @@ class TrialStore:
         self.path, self.opts = path, opts
         self.fingerprint = fingerprint(opts, split_by, roots)
         self.records: dict[str, dict[str, Any]] = {}  # trial dir -> its stored record
-        self.shards: dict[str, list[int]] = {}  # stored shard -> [rows, bytes]
+        self.shards: dict[str, list[int]] = {}  # stored shard -> [rows, bytes, mtime in ns]
         self.new: dict[str, dict[str, Any]] = {}
         self.new_shards: dict[str, list[int]] = {}
         self.reason: str | None = None  # why no trial could be reused
         self.run = uuid.uuid4().hex[:8]  # names this export's new shards
         self.private = private
-        self.workdir: str | None = None  # this export's work folder (kept, the others removed)
         self._in_flight: dict[int, list[str]] = {}  # the trials of each task not done yet
-        self.reused = self.read = 0
-        check_store(path)
-        os.makedirs(os.path.join(path, SHARDS), exist_ok=True)
+        self.reused = self.read = self.damaged = 0
+        open_store(path, SHARDS)
         self._load()
 
     # -- reading ---------------------------------------------------------------------
@@ -132,8 +136,10 @@ class TrialStore:
         else:
             self.reason = "it has no manifest yet"
         self._load_journal()
-        present = {name for name, (_, size) in self.shards.items() if _size(os.path.join(self.path, name)) == size}
-        self.records = {trial: r for trial, r in self.records.items() if self._rows_present(r, present)}
+        present = {name for name, stat in self.shards.items() if _stat(os.path.join(self.path, name)) == stat[1:]}
+        kept = {trial: r for trial, r in self.records.items() if self._rows_present(r, present)}
+        self.damaged = len(self.records) - len(kept)  # their rows lost, cut or changed: read again
+        self.records = kept
 
     def _load_journal(self) -> None:
         """The records streamed as a job ran, over the manifest's (later ones win)."""
@@ -150,8 +156,8 @@ class TrialStore:
         for line in lines[1:]:
             try:
                 record = orjson.loads(line)
-                if "shard" in record:  # a segment closed: its rows and bytes
-                    self.shards[record["shard"]] = [record["rows"], record["bytes"]]
+                if "shard" in record:  # a segment closed: its rows, size and mtime
+                    self.shards[record["shard"]] = [record["rows"], *record["stat"]]
                 else:
                     self.records[record.pop("trial")] = record
             except (ValueError, KeyError, TypeError, AttributeError):
@@ -165,8 +171,8 @@ class TrialStore:
             for name, start, count in record.get("rows", {}).values():
                 if name not in present or start < 0 or start + count > self.shards[name][0]:
                     return False
-            return isinstance(record.get("report", {}), dict)
-        except (TypeError, ValueError, AttributeError):
+            return isinstance(record["report"], dict) and isinstance(record["stamp"], str)
+        except (TypeError, ValueError, AttributeError, KeyError):
             return False
 
     def known(self, trials: list[str]) -> Known:
@@ -198,7 +204,7 @@ class TrialStore:
                 names[split] = f"{SHARDS}/{self.run}-{os.path.basename(path)}"
                 os.replace(path, os.path.join(self.path, names[split]))
             paths[split] = os.path.join(self.path, names[split])
-            self.new_shards[names[split]] = [result.rows[split], os.path.getsize(paths[split])]
+            self.new_shards[names[split]] = [result.rows[split], *_stat(paths[split])]
             if self.private:
                 paths[split] = os.path.join(workdir, os.path.basename(names[split]))
                 _link(os.path.join(self.path, names[split]), paths[split])
@@ -213,42 +219,48 @@ class TrialStore:
             self.read += not reused
         return TaskResult(result.index, paths, result.rows, result.report, records)
 
-    def commit(self) -> None:
+    def commit(self, workdir: str) -> None:
         """The new manifest in place (atomically), then what it does not name removed: the
-        shards of no trial, the journal and the stream segments."""
+        shards of no trial, the journal, the stream segments, and the work folders of earlier
+        exports (the API keeps its own, its Dataset maps it)."""
         manifest = os.path.join(self.path, MANIFEST)
         with open(manifest + ".tmp", "wb") as fh:
             fh.write(orjson.dumps({"fingerprint": self.fingerprint, "shards": self.new_shards, "trials": self.new}))
         os.replace(manifest + ".tmp", manifest)
         for name in os.listdir(os.path.join(self.path, SHARDS)):
-            if f"{SHARDS}/{name}" not in self.new_shards:
+            if name.endswith(".arrow") and f"{SHARDS}/{name}" not in self.new_shards:
                 os.unlink(os.path.join(self.path, SHARDS, name))
         shutil.rmtree(os.path.join(self.path, STREAM), ignore_errors=True)
         if os.path.exists(os.path.join(self.path, JOURNAL)):
             os.unlink(os.path.join(self.path, JOURNAL))
-        for name in os.listdir(self.path):  # the work folders of earlier exports kept by the API
-            if name.startswith(WORK_PREFIX) and os.path.join(self.path, name) != self.workdir:
+        for name in os.listdir(self.path):
+            if name.startswith(WORK_PREFIX) and os.path.join(self.path, name) != workdir:
                 shutil.rmtree(os.path.join(self.path, name), ignore_errors=True)
 
     def summary(self) -> str:
         removed = len(set(self.records) - set(self.new))
         line = (f"--incremental: {self.read} trials read, {self.reused} reused"
-                + (f", {removed} gone from the job (their rows removed)" if removed else ""))
+                + (f", {removed} gone from the job (their rows removed)" if removed else "")
+                + (f"; {self.damaged} read again as their stored rows were lost or changed" if self.damaged else ""))
         if self.reason is not None:
             line += f"; every trial read, as the store at {printable(self.path)} could not serve: {self.reason}"
         return line
 
 
 def _key(trial: str) -> str:
-    """A trial's key in the store, however its root was given: its absolute path."""
-    return trial if trial.startswith("/") and "/." not in trial else os.path.abspath(trial)
+    """A trial's key in the store, however its root was given: its absolute path, hashed (a
+    path may hold a secret, or bytes that are not text)."""
+    path = trial if trial.startswith("/") and "/." not in trial else os.path.abspath(trial)
+    return hashlib.blake2b(path.encode("utf-8", "surrogateescape"), digest_size=16).hexdigest()
 
 
-def _size(path: str) -> int | None:
+def _stat(path: str) -> list[int] | None:
+    """What a stored shard is known by: its size and mtime (a shard rewritten is not ours)."""
     try:
-        return os.stat(path).st_size
+        st = os.stat(path)
     except OSError:
         return None
+    return [st.st_size, st.st_mtime_ns]
 
 
 def _link(source: str, target: str) -> None:
@@ -259,16 +271,28 @@ def _link(source: str, target: str) -> None:
 
 
 def check_store(path: str) -> None:
-    """A store path that exists must be a store (a folder with our manifest or journal, or
-    an empty one): never a file or a folder of the user's. Raises UsageError."""
+    """A store path that exists must be a store (a folder holding our marker, or an empty
+    one): never a file or a folder of the user's, and its folders no links. UsageError."""
     if not os.path.lexists(path):
         return
     if os.path.islink(path) or not os.path.isdir(path):
         raise UsageError(f"{printable(path)}: --incremental keeps its store there, and it is not a folder")
     names = set(os.listdir(path))
-    if names and not names & {MANIFEST, JOURNAL, STREAM, SHARDS}:
-        raise UsageError(f"{printable(path)}: --incremental keeps its store there, and it holds "
-                         "files that are not a store's: move them or give another --output")
+    if names and MARKER not in names:
+        raise UsageError(f"{printable(path)}: --incremental keeps its store there, and it holds files "
+                         "that are not a store's: move them or give another --output")
+    if any(os.path.islink(os.path.join(path, name)) for name in (SHARDS, STREAM, MANIFEST, JOURNAL)):
+        raise UsageError(f"{printable(path)}: a store's folders and files are not links")
+
+
+def open_store(path: str, folder: str) -> None:
+    """A store's folder made (after check_store), with the marker that makes it ours."""
+    check_store(path)
+    os.makedirs(os.path.join(path, folder), exist_ok=True)
+    marker = os.path.join(path, MARKER)
+    if not os.path.exists(marker):
+        with open(marker, "w") as fh:
+            fh.write("harbor-hooks --incremental store: rows of trials, reused by the next export\n")
 
 
 SEGMENT_TRIALS = 1000  # trials per stream segment
@@ -280,10 +304,9 @@ class TrialStream:
     flushed). The job-end export reads the journal as it reads a manifest."""
 
     def __init__(self, path: str, opts: ExportOptions, split_by: str | None, root: str):
-        check_store(path)
+        open_store(path, STREAM)
         self.path, self.root, self.opts, self.split_by = path, os.fspath(root), opts, split_by
         self.task = TaskTrials(opts, ExportReport(), split_by)
-        os.makedirs(os.path.join(path, STREAM), exist_ok=True)
         header = orjson.dumps(fingerprint(opts, split_by, [self.root]))
         journal = os.path.join(path, JOURNAL)
         try:
@@ -331,7 +354,7 @@ class TrialStream:
             del table
             os.replace(path + ".tmp", path)
             self._append(orjson.dumps({"shard": f"{STREAM}/{os.path.basename(path)}",
-                                       "rows": self.writer.rows[split], "bytes": os.path.getsize(path)}))
+                                       "rows": self.writer.rows[split], "stat": _stat(path)}))
         self.writer = None
 
     def close(self) -> None:

@@ -174,18 +174,18 @@ def trial_record(stamp: str | None, trial_dir: str, meta: TrialMeta | None) -> d
     record: dict[str, Any] = {"stamp": stamp}
     if meta is not None:
         record["result"], record["own"] = _hashed(meta.result), _hashed(meta.own_result)
-        if meta.trial_name != os.path.basename(trial_dir):
-            record["name"] = meta.trial_name
     return record
 
 
 def unchanged(trial_dir: str, entry: dict[str, Any], stamp: str, jobs: JobResults) -> bool:
-    """Whether a trial is as its record says: the same files, and the same result."""
+    """Whether a trial is as its record says: the same files, and the same result. The job's
+    result is looked up by the folder's name (Harbor's trial name): a trial named otherwise
+    in its result.json, whose result came from the job's, is read each time."""
     if entry.get("stamp") != stamp:
         return False
-    if "result" not in entry:  # not read (skipped): its files alone decide
+    if "result" not in entry:  # its metadata could not be read: its files alone decide
         return True
-    job = (jobs.for_trial(trial_dir) or {}).get(entry.get("name") or os.path.basename(trial_dir))
+    job = (jobs.for_trial(trial_dir) or {}).get(os.path.basename(trial_dir))
     return (entry["own"] if job is None else _hashed(job)) == entry["result"]
 
 

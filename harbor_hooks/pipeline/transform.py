@@ -44,10 +44,10 @@ def _verifier_output(trial_dir: str, files: TrialFiles) -> str | None:
     return "".join(parts) if parts else None
 
 
-def read_trial(trial_dir: str, jobs: JobResults, opts: ExportOptions,
-               report: ExportReport) -> tuple[TrialMeta, TrialTrace, TrialFiles] | None:
-    """Metadata and trace of one trial, or None (skipped or filtered, and reported)."""
-    jobs.for_trial(trial_dir)  # first: what the job's result.json reports comes before the trial's own
+def read_trial(trial_dir: str, jobs: JobResults, opts: ExportOptions, report: ExportReport,
+               metas: list[TrialMeta] | None = None) -> tuple[TrialMeta, TrialTrace, TrialFiles] | None:
+    """Metadata and trace of one trial, or None (skipped or filtered, and reported); metas
+    gets the metadata once read, the trial filtered out or not (--incremental keeps it)."""
     files = TrialFiles(trial_dir, report, ReadLimits(opts.max_file_bytes, opts.max_message_bytes),
                        token_ids=opts.token_ids)
     try:
@@ -55,6 +55,8 @@ def read_trial(trial_dir: str, jobs: JobResults, opts: ExportOptions,
     except TraceReadError as exc:
         report.skip("trial", exc.path, exc.reason)
         return None
+    if metas is not None:
+        metas.append(meta)
     reason = trial_filter(meta, opts)
     if reason is not None:
         report.trials_filtered += 1
@@ -115,9 +117,10 @@ def row_filter(row: dict[str, Any], size: int, opts: ExportOptions) -> str | Non
 
 def trial_rows(trial_dir: str, root: str, jobs: JobResults, opts: ExportOptions, report: ExportReport,
                redactor: Redactor | None) -> tuple[TrialMeta | None, list[dict[str, Any]]]:
-    found = read_trial(trial_dir, jobs, opts, report)
+    metas: list[TrialMeta] = []
+    found = read_trial(trial_dir, jobs, opts, report, metas)
     if found is None:
-        return None, []
+        return (metas or [None])[0], []
     meta, trace, files = found
     read_meta = meta  # as read: what --incremental records of the trial, before redaction
     verifier = _verifier_output(trial_dir, files) if opts.verifier_metadata else None

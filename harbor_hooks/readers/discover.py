@@ -80,8 +80,8 @@ def fetch_trial(trial: str, root: str, data: str) -> str:
 
 def trial_stamp(trial_dir: str) -> str | None:
     """What a trial's files are: the path, size and modification time of every file under
-    it, hashed (None when a folder cannot be listed: the trial is read again). A changed,
-    added or removed file changes it (--incremental)."""
+    it, and the path of every folder, hashed (None when a folder cannot be listed: the trial
+    is read again). A changed, added or removed file or folder changes it (--incremental)."""
     files = []
     pending = [""]
     try:
@@ -91,6 +91,7 @@ def trial_stamp(trial_dir: str) -> str | None:
                 for entry in it:
                     if entry.is_dir(follow_symlinks=False):
                         pending.append(rel + entry.name + "/")
+                        files.append(rel + entry.name + "/")  # an empty folder counts (an episode)
                     else:
                         st = entry.stat(follow_symlinks=False)
                         files.append(f"{rel}{entry.name}\0{st.st_size}\0{st.st_mtime_ns}")
