@@ -271,3 +271,98 @@ def test_streaming_settings_not_those_of_the_job_end_are_not_used(job, tmp_path)
     full = tmp_path / "full.parquet"
     export(job, full, False)
     assert (job / "traces" / "traces.parquet").read_bytes() == full.read_bytes()
+
+
+# What an outside attack found (each once a wrong row, report or a lost file)
+
+def regrade(job: Path, trial: str, bucket: str) -> None:
+    results = json.loads((job / "result.json").read_text())
+    rewards = next(iter(results["stats"]["evals"].values()))["reward_stats"]["reward"]
+    for names in rewards.values():
+        if trial in names:
+            names.remove(trial)
+    rewards.setdefault(bucket, []).append(trial)
+    (job / "result.json").write_text(json.dumps(results))
+
+
+def test_a_filtered_trial_regraded_by_the_job_is_read_again(job, tmp_path):
+    out = tmp_path / "out.parquet"
+    stats = next(iter(json.loads((job / "result.json").read_text())["stats"]["evals"].values()))
+    excepted = {n for names in stats.get("exception_stats", {}).values() for n in names}
+    failing = next(n for n in finished_trials(job) if n not in excepted)
+    regrade(job, failing, "0.0")  # filtered out by --filter success, then made a success
+    export(job, out, True, filter="success")
+    regrade(job, failing, "1.0")
+    outcome = export(job, out, True, filter="success")
+    assert counts(outcome) == (1, 149)
+    assert_same_as_full(job, out, outcome, tmp_path, filter="success")
+
+
+def test_an_empty_folder_added_to_a_trial_is_a_change(job, tmp_path):
+    out = tmp_path / "out.parquet"
+    export(job, out, True)
+    (next(job.glob("*/agent/episode-0")).parent / "episode-99").mkdir()
+    outcome = export(job, out, True)
+    assert counts(outcome) == (1, 149)
+    assert_same_as_full(job, out, outcome, tmp_path)
+
+
+def test_a_folder_that_merely_looks_like_a_store_is_not_taken(job, tmp_path):
+    out = tmp_path / "out.parquet"
+    store = tmp_path / "out.parquet.incremental"
+    (store / "shards").mkdir(parents=True)
+    (store / "manifest.json").write_text('{"mine": true}')
+    (store / "shards" / "photo.jpg").write_text("mine")
+    with pytest.raises(UsageError, match="not a store's"):
+        export(job, out, True)
+    assert (store / "shards" / "photo.jpg").exists() and (store / "manifest.json").read_text() == '{"mine": true}'
+    shutil.rmtree(store)
+    export(job, out, True)  # a store of ours now; its shards folder made a link elsewhere
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "mine.arrow").write_text("mine")
+    shutil.rmtree(store / "shards")
+    (store / "shards").symlink_to(victim)
+    with pytest.raises(UsageError, match="not links"):
+        export(job, out, True)
+    assert (victim / "mine.arrow").exists()
+
+
+def test_a_shard_rewritten_at_the_same_size_is_not_trusted(job, tmp_path):
+    out = tmp_path / "out.parquet"
+    export(job, out, True)
+    shard = sorted((out.with_name("out.parquet.incremental") / "shards").iterdir())[0]
+    data = bytearray(shard.read_bytes())
+    data[-100] ^= 0xFF
+    shard.write_bytes(bytes(data))
+    outcome = export(job, out, True)
+    assert "64 read again as their stored rows were lost or changed" in outcome.messages[0]
+    assert_same_as_full(job, out, outcome, tmp_path)
+
+
+def test_a_trial_name_that_is_not_utf8(job, tmp_path):
+    os.rename(trial(job, 5), os.path.join(os.fsencode(job), b"hello-world__\xff\xfe"))
+    out = tmp_path / "out.parquet"
+    export(job, out, True)
+    outcome = export(job, out, True)
+    assert counts(outcome) == (0, 150)
+    assert_same_as_full(job, out, outcome, tmp_path)
+
+
+def test_a_root_spelled_otherwise_is_another_export(job, tmp_path, monkeypatch):
+    out = tmp_path / "out.parquet"
+    export(job, out, True)
+    monkeypatch.chdir(job.parent)
+    outcome = export(Path(job.name), out, True)
+    assert counts(outcome) == (150, 0) and "it exported other folders" in outcome.messages[0]
+
+
+def test_a_manifest_naming_an_option_this_version_lacks(job, tmp_path):
+    out = tmp_path / "out.parquet"
+    export(job, out, True)
+    manifest = out.with_name("out.parquet.incremental") / "manifest.json"
+    data = orjson.loads(manifest.read_bytes())
+    data["fingerprint"]["options"]["from_the_future"] = 1
+    manifest.write_bytes(orjson.dumps(data))
+    outcome = export(job, out, True)
+    assert "the option from_the_future differs (1 then, None now)" in outcome.messages[0]
