@@ -345,7 +345,7 @@ def test_a_trial_name_that_is_not_utf8(job, tmp_path):
     out = tmp_path / "out.parquet"
     export(job, out, True)
     outcome = export(job, out, True)
-    assert counts(outcome) == (0, 150)
+    assert counts(outcome) == (1, 149)  # renamed: its folder is not its trial_name, read each time
     assert_same_as_full(job, out, outcome, tmp_path)
 
 
@@ -366,3 +366,26 @@ def test_a_manifest_naming_an_option_this_version_lacks(job, tmp_path):
     manifest.write_bytes(orjson.dumps(data))
     outcome = export(job, out, True)
     assert "the option from_the_future differs (1 then, None now)" in outcome.messages[0]
+
+
+def test_a_trial_whose_folder_is_not_its_name_is_read_each_time(job, tmp_path):
+    """The job's result.json names it by its trial_name: the store cannot know it again."""
+    out = tmp_path / "out.parquet"
+    os.rename(trial(job, 4), job / "renamed-folder")
+    export(job, out, True)
+    outcome = export(job, out, True)
+    assert counts(outcome) == (1, 149)
+    assert_same_as_full(job, out, outcome, tmp_path)
+
+
+def test_the_store_holds_no_secret_of_a_folder_name(base_job, tmp_path):
+    secret = "ghp_" + "aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA5"
+    job = Path(shutil.copytree(base_job, tmp_path / f"job-{secret}"))
+    settings = load_settings(None, defaults={"traces": True}, output=str(tmp_path / "o.parquet"))
+    plugin = stream_job(job, settings)
+    store = tmp_path / "o.parquet.incremental"
+    assert secret.encode() not in (store / "journal.jsonl").read_bytes()
+    plugin.on_job_complete(job_dir=job, settings=settings)
+    export(job, tmp_path / "cli.parquet", True)
+    for path in [*store.rglob("*"), *(tmp_path / "cli.parquet.incremental").rglob("*")]:
+        assert path.is_dir() or secret.encode() not in path.read_bytes(), path

@@ -32,7 +32,7 @@ from harbor_hooks.options import ExportOptions
 from harbor_hooks.pipeline.shards import WORK_PREFIX, ShardWriter, TaskResult, shard_schema
 from harbor_hooks.pipeline.tasks import Known, finish_records, read_changed, stamp_trials
 from harbor_hooks.pipeline.transform import TaskTrials
-from harbor_hooks.report import ExportReport, fs_text, printable
+from harbor_hooks.report import ExportReport, printable
 from harbor_hooks.version import __version__
 
 STORE_FORMAT = 1
@@ -42,7 +42,7 @@ MARKER = ".harbor-hooks-store"  # a folder holding it is a store (and may be rew
 SHARDS = "shards"
 STREAM = "stream"  # the segments written as a job runs
 NOT_ROWS = ("workers", "engine", "ray_address")  # options that change how, not what
-CHECKED = ("stamp", "result", "own", "rows")  # what a worker is given of a record
+CHECKED = ("stamp", "result", "own", "renamed", "rows")  # what a worker is given of a record
 
 
 def store_of(output: str | os.PathLike) -> str:
@@ -71,7 +71,7 @@ def fingerprint(opts: ExportOptions, split_by: str | None, roots: list[str]) -> 
     files = {name: _file_stamp(os.fspath(path)) for name in ("tokenizer", "decontaminate")
              if (path := getattr(opts, name)) is not None}
     return {"harbor_hooks": __version__, "store": STORE_FORMAT, "options": options,
-            "split_by": split_by, "roots": [fs_text(os.fspath(r)) for r in roots], "files": files}
+            "split_by": split_by, "roots": [_hashed(os.fspath(r)) for r in roots], "files": files}
 
 
 def _difference(old: Any, new: dict[str, Any]) -> str:
@@ -88,7 +88,7 @@ def _difference(old: Any, new: dict[str, Any]) -> str:
         if key == "options" and isinstance(old.get(key), dict):
             name = next(k for k in sorted({*old[key], *new[key]}) if old[key].get(k) != new[key].get(k))
             return f"the option {name} differs ({old[key].get(name)!r} then, {new[key].get(name)!r} now)"
-        return {"split_by": "the splits differ", "roots": f"it exported other folders ({old.get(key)})",
+        return {"split_by": "the splits differ", "roots": "it exported other folders (or spelled them otherwise)",
                 "files": "the tokenizer or --decontaminate file changed"}[key]
     return ""
 
@@ -248,9 +248,12 @@ class TrialStore:
 
 
 def _key(trial: str) -> str:
-    """A trial's key in the store, however its root was given: its absolute path, hashed (a
-    path may hold a secret, or bytes that are not text)."""
-    path = trial if trial.startswith("/") and "/." not in trial else os.path.abspath(trial)
+    """A trial's key in the store, however its root was given: its absolute path, hashed."""
+    return _hashed(trial if trial.startswith("/") and "/." not in trial else os.path.abspath(trial))
+
+
+def _hashed(path: str) -> str:
+    """A path as the store keeps it: hashed (a path may hold a secret, or bytes that are not text)."""
     return hashlib.blake2b(path.encode("utf-8", "surrogateescape"), digest_size=16).hexdigest()
 
 
@@ -278,11 +281,20 @@ def check_store(path: str) -> None:
     if os.path.islink(path) or not os.path.isdir(path):
         raise UsageError(f"{printable(path)}: --incremental keeps its store there, and it is not a folder")
     names = set(os.listdir(path))
-    if names and MARKER not in names:
+    if names and MARKER not in names and not _ours(os.path.join(path, MANIFEST)):
         raise UsageError(f"{printable(path)}: --incremental keeps its store there, and it holds files "
                          "that are not a store's: move them or give another --output")
     if any(os.path.islink(os.path.join(path, name)) for name in (SHARDS, STREAM, MANIFEST, JOURNAL)):
         raise UsageError(f"{printable(path)}: a store's folders and files are not links")
+
+
+def _ours(manifest: str) -> bool:
+    """A manifest an earlier build wrote, before stores had their marker."""
+    try:
+        with open(manifest, "rb") as fh:
+            return "harbor_hooks" in orjson.loads(fh.read())["fingerprint"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
 
 
 def open_store(path: str, folder: str) -> None:

@@ -174,14 +174,16 @@ def trial_record(stamp: str | None, trial_dir: str, meta: TrialMeta | None) -> d
     record: dict[str, Any] = {"stamp": stamp}
     if meta is not None:
         record["result"], record["own"] = _hashed(meta.result), _hashed(meta.own_result)
+        if meta.trial_name != os.path.basename(trial_dir):  # the job's result is under that name
+            record["renamed"] = True
     return record
 
 
 def unchanged(trial_dir: str, entry: dict[str, Any], stamp: str, jobs: JobResults) -> bool:
     """Whether a trial is as its record says: the same files, and the same result. The job's
     result is looked up by the folder's name (Harbor's trial name): a trial named otherwise
-    in its result.json, whose result came from the job's, is read each time."""
-    if entry.get("stamp") != stamp:
+    in its result.json is read each time (the store keeps no name of a trial's)."""
+    if entry.get("stamp") != stamp or entry.get("renamed"):
         return False
     if "result" not in entry:  # its metadata could not be read: its files alone decide
         return True
