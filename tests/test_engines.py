@@ -58,6 +58,14 @@ def test_ray_engine_matches_local(job, tmp_path):
                    "-o", str(url_out), env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert canonical(pq.read_table(url_out).to_pylist()) == expected
+    # --incremental: a store made by the local engine serves the Ray engine (and back)
+    inc = tmp_path / "inc.parquet"
+    run_cli("traces", "export", "-p", str(job), "-o", str(inc), "--incremental", check=True)
+    proc = run_cli("traces", "export", "-p", str(job), "--engine", "ray", "--workers", "2",
+                   "-o", str(inc), "--incremental", env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "--incremental: 0 trials read, 300 reused" in proc.stdout + proc.stderr
+    assert inc.read_bytes() == local.read_bytes()
 
 
 def test_ray_engine_publishes_like_the_local_engine(job, tmp_path):
