@@ -102,10 +102,7 @@ def test_a_changed_job_result_re_reads_its_trial(job, tmp_path):
     out = tmp_path / "out.parquet"
     export(job, out, True)
     results = json.loads((job / "result.json").read_text())
-    rewards = next(iter(results["stats"]["evals"].values()))["reward_stats"]["reward"]
-    moved = rewards["1.0"].pop(0)
-    rewards.setdefault("0.0", []).append(moved)
-    (job / "result.json").write_text(json.dumps(results))
+    regrade(job, next(iter(results["stats"]["evals"].values()))["reward_stats"]["reward"]["1.0"][0], "0.0")
     outcome = export(job, out, True)
     assert counts(outcome) == (1, 149)
     assert_same_as_full(job, out, outcome, tmp_path)

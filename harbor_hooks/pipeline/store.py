@@ -1,19 +1,20 @@
-"""--incremental: the rows of every trial kept beside the output, to be reused.
+"""--incremental and streaming: the rows of every trial kept beside the output, to be reused.
 
-The store is a folder (`<output>.incremental/`) holding a manifest and Arrow shards. The
-manifest says, per trial: the stamp of its files (path, size and mtime of each), its result
-(hashed), where its rows are (shard, start, count per split) and its own part of the report.
-An export with a store sends each task's records along with its trials; a worker stamps each
-trial and reads only those that changed (tasks.export_task); the parent puts the stored
-rows of the others back in their places (assemble), so that every task's shards hold the
-rows a full export gives, in the same order. Trials that vanished are left out. The stored
-rows are those before --dedupe and the draws, which are made on the whole job as always.
+The store is a folder (`<output>.incremental/`, with our marker) holding a manifest and
+Arrow shards. The manifest says, per trial (keyed by a hash of its path): the stamp of its
+files (path, size and mtime of each), its result (hashed), where its rows are (shard,
+start, count per split) and its own part of the report. An export with a store sends each
+task's records along with its trials; a worker stamps each trial, reads only those that
+changed and copies the stored rows of the others into place (tasks.export_task), so that
+every task's shards hold the rows a full export gives, in the same order; the parent keeps
+the shards and the records (assemble) and writes the new manifest (commit). Trials that
+vanished are left out. The stored rows are those before --dedupe and the draws, which are
+made on the whole job as always.
 
-The exporter plugin also writes into a store as a job runs (stream_trial): each finished
+As a job runs, the exporter plugin writes into its store (TrialStream): each finished
 trial's rows go to a stream segment and its record to a journal, which the job-end export
 reads like the manifest.
 """
-
 from __future__ import annotations
 
 import gc
@@ -27,7 +28,7 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
-from harbor_hooks.errors import ExportFailed, UsageError
+from harbor_hooks.errors import UsageError
 from harbor_hooks.options import ExportOptions
 from harbor_hooks.pipeline.shards import WORK_PREFIX, ShardWriter, TaskResult, shard_schema
 from harbor_hooks.pipeline.tasks import Known, finish_records, read_changed, stamp_trials
@@ -98,7 +99,7 @@ class TrialStore:
 
     def __init__(self, path: str, opts: ExportOptions, split_by: str | None, roots: list[str],
                  private: bool = False):
-        self.path, self.opts = path, opts
+        self.path = path
         self.fingerprint = fingerprint(opts, split_by, roots)
         self.records: dict[str, dict[str, Any]] = {}  # trial dir -> its stored record
         self.shards: dict[str, list[int]] = {}  # stored shard -> [rows, bytes, mtime in ns]
