@@ -386,3 +386,17 @@ def test_the_store_holds_no_secret_of_a_folder_name(base_job, tmp_path):
     export(job, tmp_path / "cli.parquet", True)
     for path in [*store.rglob("*"), *(tmp_path / "cli.parquet.incremental").rglob("*")]:
         assert path.is_dir() or secret.encode() not in path.read_bytes(), path
+
+
+def test_what_the_jobs_result_json_reports_is_redacted_when_every_trial_is_reused(base_job, tmp_path):
+    secret = "ghp_" + "Zz9Yy8Xx7Ww6Vv5Uu4Tt3Ss2Rr1Qq0Pp9Oo8"
+    job = Path(shutil.copytree(base_job, tmp_path / f"job-{secret}"))
+    raw = (job / "result.json").read_bytes()
+    (job / "result.json").write_bytes(raw.replace(b'"stats"', b'"note\xff": 1, "stats"', 1))  # a note
+    out = tmp_path / "out.parquet"
+    export(job, out, True)
+    outcome = export(job, out, True)
+    assert counts(outcome) == (0, 150)
+    report = out.with_suffix(".report.json").read_text()
+    assert "invalid UTF-8" in report and secret not in report
+    assert_same_as_full(job, out, outcome, tmp_path)

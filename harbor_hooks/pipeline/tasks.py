@@ -55,17 +55,18 @@ def _export_known(index: int, trial_dirs: list[str], root: str, opts: ExportOpti
     task = TaskTrials(opts, writer.report, split_by)
     records = stamp_trials(task, trial_dirs, known.records)
     whole = _whole_shards(records, known)
+    if whole is None:
+        traced = read_changed(task, trial_dirs, root, records, known.records, writer, StoredRows(known.store))
+        paths = writer.close()
+    if task.redactor is not None:  # the job-level result.json's skips (all the report has yet)
+        before = Counter(task.redactor.counts)
+        redact_report(task.redactor, writer.report, counted=False)
+        writer.report.redactions.update(task.redactor.counts - before)
     if whole is not None:
         for record, entry in zip(records, known.records):
             record["rows"] = {split: place[1:] for split, place in entry["rows"].items()}
         return TaskResult(index, whole, {s: known.shard_rows[os.path.relpath(p, known.store)]
                                          for s, p in whole.items()}, writer.report, records)
-    traced = read_changed(task, trial_dirs, root, records, known.records, writer, StoredRows(known.store))
-    paths = writer.close()
-    if task.redactor is not None:  # the job-level result.json's skips, redacted once per task
-        before = Counter(task.redactor.counts)
-        redact_report(task.redactor, writer.report, counted=False)
-        writer.report.redactions.update(task.redactor.counts - before)
     finish_records(task, records, writer, traced)
     return TaskResult(index, paths, writer.rows, writer.report, records)
 
