@@ -229,6 +229,22 @@ class ExportOptions(_Options):
         return value
 
 
+class UrlPath(type(Path())):
+    """An fsspec URL (s3://bucket/dir/) where a path is taken: the URL as given when it is
+    made a string or an os path."""
+
+    def __new__(cls, url: str) -> "UrlPath":
+        self = super().__new__(cls, url)
+        self._url = url
+        return self
+
+    def __fspath__(self) -> str:
+        return self._url
+
+    def __str__(self) -> str:
+        return self._url
+
+
 class OutputOptions(_Options):
     """Where the export is written."""
 
@@ -250,6 +266,12 @@ class OutputOptions(_Options):
     incremental: bool = Field(
         False, description="Keep the rows and a manifest beside --output (OUTPUT.incremental/): a re-export "
                            "reads only new or changed trials, and gives the same output as a full one.")
+
+    @field_validator("output", mode="before")
+    @classmethod
+    def _url_kept(cls, value: Any) -> Any:
+        """An fsspec URL kept whole (a Path would make s3://b of it s3:/b, a local folder)."""
+        return UrlPath(value) if isinstance(value, str) and "://" in value else value
 
     @field_validator("output")
     @classmethod

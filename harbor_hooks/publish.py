@@ -92,8 +92,8 @@ def plan_export(roots: str | os.PathLike | list[str | os.PathLike], export: Expo
         raise UsageError(f"{printable(missing[0])}: no such directory (give a trial, a job or a jobs dir)")
     target = os.fspath(output.output) if output.output is not None else None
     if output.incremental and store is None:
-        if target is None:
-            raise UsageError("--incremental keeps its store beside the output: give --output")
+        if target is None or "://" in target:
+            raise UsageError("--incremental keeps its store beside the output: give a local --output")
         from harbor_hooks.pipeline.store import store_of
         store = store_of(target)
     if export.tokenizer is not None:

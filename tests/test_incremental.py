@@ -63,7 +63,7 @@ def add_trial(job: Path, name: str) -> None:
 
 def counts(outcome) -> tuple[int, int]:
     line = next(m for m in outcome.messages if m.startswith("--incremental"))
-    read, reused = (int(line.split(" trials read")[0].split()[-1]), int(line.split(" reused")[0].split()[-1]))
+    read, reused = (int(line.split(" read, ")[0].split()[-2]), int(line.split(" reused")[0].split()[-1]))
     return read, reused
 
 
@@ -183,7 +183,18 @@ def test_the_store_is_never_a_users_folder(job, tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "holds files that are not a store's" in result.stderr
     result = run_cli("traces", "export", "-p", str(job), "--incremental", "--push", "--repo", "o/n")
-    assert result.returncode == 2 and "give --output" in result.stderr
+    assert result.returncode == 2 and "give a local --output" in result.stderr
+    result = run_cli("traces", "export", "-p", str(job), "--incremental", "-o", "s3://bucket/x.parquet",
+                     cwd=str(tmp_path))
+    assert result.returncode == 2 and "give a local --output" in result.stderr
+    assert not (tmp_path / "s3:").exists()
+
+
+def test_a_url_output_is_a_url_not_a_local_folder(tmp_path):
+    """--output s3://b/dir/ once became a local folder ./s3:/b/dir (a Path drops a slash)."""
+    target = tmp_path / "remote" / "ds"
+    run_cli("traces", "export", "--sample", "-o", f"file://{target}/", cwd=str(tmp_path), check=True)
+    assert (target / "dataset_info.json").is_file() and not (tmp_path / "file:").exists()
 
 
 def test_cli_says_what_it_reused(job, tmp_path):
@@ -191,7 +202,7 @@ def test_cli_says_what_it_reused(job, tmp_path):
     run_cli("traces", "export", "-p", str(job), "-o", str(out), "--incremental", check=True)
     add_trial(job, "hello-world__c1")
     result = run_cli("traces", "export", "-p", str(job), "-o", str(out), "--incremental", check=True)
-    assert "--incremental: 1 trials read, 150 reused" in result.stdout + result.stderr
+    assert "--incremental: 1 trial read, 150 reused" in result.stdout + result.stderr
 
 
 def test_the_store_holds_no_secret_the_output_does_not(job, tmp_path):
@@ -400,3 +411,18 @@ def test_what_the_jobs_result_json_reports_is_redacted_when_every_trial_is_reuse
     report = out.with_suffix(".report.json").read_text()
     assert "invalid UTF-8" in report and secret not in report
     assert_same_as_full(job, out, outcome, tmp_path)
+
+
+def test_a_killed_runs_journal_serves_run_job_dir(job, tmp_path):
+    """The job's process died mid-stream; `run --job-dir` exports it and uses what streamed."""
+    settings = load_settings(None, defaults={"traces": True})
+    plugin = ExporterPlugin()
+    for name in finished_trials(job)[:100]:
+        plugin.on_trial_complete(trial_dir=job / name, settings=settings)
+    plugin._streams[str(job)].close()  # its segment closed, as every 1,000 trials; then killed
+    result = run_cli("run", "--job-dir", str(job), "--export-traces")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "--incremental: 50 trials read, 100 reused" in result.stderr
+    full = tmp_path / "full.parquet"
+    export(job, full, False)
+    assert (job / "traces" / "traces.parquet").read_bytes() == full.read_bytes()

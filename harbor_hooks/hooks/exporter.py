@@ -68,7 +68,9 @@ class ExporterPlugin:
                                                "report": output.report or folder / "report.json"})
             log.info("no --export-output or --export-push: writing the traces into the job folder",
                      path=os.fspath(folder))
-        store = job_store(job_dir, settings) if settings.stream or output.incremental else None
+        store = job_store(job_dir, settings)  # used when streamed into (by this or a killed run)
+        if not (settings.stream or output.incremental or os.path.isdir(store)):
+            store = None
         outcome = publish(job_dir, settings.export_options(), output, settings.push_options(),
                           log=lambda line: log.info(line), store=store)
         _log_outcome(outcome, job_dir)
@@ -87,8 +89,8 @@ class ExporterPlugin:
 
 
 def job_store(job_dir: str | os.PathLike, settings: HooksSettings) -> str:
-    """A job's store: beside --export-output, else in the job's traces folder."""
-    if settings.output is not None:
+    """A job's store: beside --export-output (a local one), else in the job's traces folder."""
+    if settings.output is not None and "://" not in os.fspath(settings.output):
         return store_of(settings.output)
     return os.path.join(os.fspath(job_dir), TRACES_FOLDER, "traces.parquet.incremental")
 

@@ -151,7 +151,9 @@ class TrialStore:
             return
         try:
             if not lines or orjson.loads(lines[0]) != self.fingerprint:
-                return  # streamed with other options: not ours to use
+                if self.reason == "it has no manifest yet":
+                    self.reason = "its journal was streamed with other options or folders"
+                return  # not ours to use
         except ValueError:
             return
         for line in lines[1:]:
@@ -240,7 +242,7 @@ class TrialStore:
 
     def summary(self) -> str:
         removed = len(set(self.records) - set(self.new))
-        line = (f"--incremental: {self.read} trials read, {self.reused} reused"
+        line = (f"--incremental: {self.read} trial{'s' * (self.read != 1)} read, {self.reused} reused"
                 + (f", {removed} gone from the job (their rows removed)" if removed else "")
                 + (f"; {self.damaged} read again as their stored rows were lost or changed" if self.damaged else ""))
         if self.reason is not None:
