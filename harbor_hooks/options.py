@@ -21,6 +21,8 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from harbor_hooks.targets import UrlPath, output_kind
+
 
 # `schema` (the row schema option) shadows pydantic's deprecated BaseModel.schema(), which
 # nothing here calls; the option keeps the name users type
@@ -229,22 +231,6 @@ class ExportOptions(_Options):
         return value
 
 
-class UrlPath(type(Path())):
-    """An fsspec URL (s3://bucket/dir/) where a path is taken: the URL as given when it is
-    made a string or an os path."""
-
-    def __new__(cls, url: str) -> "UrlPath":
-        self = super().__new__(cls, url)
-        self._url = url
-        return self
-
-    def __fspath__(self) -> str:
-        return self._url
-
-    def __str__(self) -> str:
-        return self._url
-
-
 class OutputOptions(_Options):
     """Where the export is written."""
 
@@ -392,19 +378,6 @@ def check_endpoint(url: str) -> str:
         raise ValueError(f"{url!r} is not an http(s) URL with a host")
     return url
 
-
-def output_kind(target: str) -> str | None:
-    """What --output names: "parquet", "jsonl" (.jsonl or .json), "dir" (save_to_disk: a
-    name with no extension, one ending in /, or an existing folder), or None (unknown)."""
-    lower = target.lower()
-    if lower.endswith(".parquet"):
-        return "parquet"
-    if lower.endswith((".jsonl", ".json")):
-        return "jsonl"
-    name = lower.rstrip("/").rsplit("/", 1)[-1]
-    if lower.endswith("/") or "." not in name.strip(".") or "://" in target or os.path.isdir(target):
-        return "dir"
-    return None
 
 
 ENV_PREFIX = "HARBOR_HOOKS_"

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from harbor_hooks.options import output_kind
+from harbor_hooks.targets import output_kind
 from harbor_hooks.outputs.files import atomic_path, output_files, written_files
 from harbor_hooks.outputs.guard import write_marker
 from harbor_hooks.pipeline.shards import ExportResult

@@ -18,7 +18,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from harbor_hooks.options import output_kind
+from harbor_hooks.targets import output_kind
 
 ROW_GROUP_ROWS = 1000
 ROW_GROUP_BYTES = 64 << 20
