@@ -20,6 +20,7 @@ from harbor_hooks.pipeline.transform import DEDUPE_KEY
 from harbor_hooks.report import ExportReport
 
 WORK_PREFIX = ".harbor-hooks-export-"  # an export's work folder (in the store, with --incremental)
+SHARDS = "shards"  # the folder of a store's shards
 ROWS_PER_BATCH = 1000
 BYTES_PER_BATCH = 32 << 20
 

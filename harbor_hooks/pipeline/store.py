@@ -30,7 +30,7 @@ import pyarrow as pa
 
 from harbor_hooks.errors import UsageError
 from harbor_hooks.options import ExportOptions
-from harbor_hooks.pipeline.shards import WORK_PREFIX, ShardWriter, TaskResult, shard_schema
+from harbor_hooks.pipeline.shards import SHARDS, WORK_PREFIX, ShardWriter, TaskResult, shard_schema
 from harbor_hooks.pipeline.tasks import Known, finish_records, read_changed, stamp_trials
 from harbor_hooks.pipeline.transform import TaskTrials
 from harbor_hooks.report import ExportReport, printable
@@ -40,7 +40,6 @@ STORE_FORMAT = 1
 MANIFEST = "manifest.json"
 JOURNAL = "journal.jsonl"
 MARKER = ".harbor-hooks-store"  # a folder holding it is a store (and may be rewritten)
-SHARDS = "shards"
 STREAM = "stream"  # the segments written as a job runs
 NOT_ROWS = ("workers", "engine", "ray_address")  # options that change how, not what
 CHECKED = ("stamp", "result", "own", "renamed", "rows")  # what a worker is given of a record
@@ -72,7 +71,7 @@ def fingerprint(opts: ExportOptions, split_by: str | None, roots: list[str]) -> 
     files = {name: _file_stamp(os.fspath(path)) for name in ("tokenizer", "decontaminate")
              if (path := getattr(opts, name)) is not None}
     return {"harbor_hooks": __version__, "store": STORE_FORMAT, "options": options,
-            "split_by": split_by, "roots": [_hashed(os.fspath(r)) for r in roots], "files": files}
+            "split_by": split_by, "roots": [_path_hash(os.fspath(r)) for r in roots], "files": files}
 
 
 def _difference(old: Any, new: dict[str, Any]) -> str:
@@ -252,10 +251,10 @@ class TrialStore:
 
 def _key(trial: str) -> str:
     """A trial's key in the store, however its root was given: its absolute path, hashed."""
-    return _hashed(trial if trial.startswith("/") and "/." not in trial else os.path.abspath(trial))
+    return _path_hash(trial if trial.startswith("/") and "/." not in trial else os.path.abspath(trial))
 
 
-def _hashed(path: str) -> str:
+def _path_hash(path: str) -> str:
     """A path as the store keeps it: hashed (a path may hold a secret, or bytes that are not text)."""
     return hashlib.blake2b(path.encode("utf-8", "surrogateescape"), digest_size=16).hexdigest()
 

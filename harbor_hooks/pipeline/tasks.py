@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 import pyarrow as pa
 
 from harbor_hooks.options import ExportOptions
-from harbor_hooks.pipeline.shards import ShardWriter, TaskResult, shard_schema
+from harbor_hooks.pipeline.shards import SHARDS, ShardWriter, TaskResult, shard_schema
 from harbor_hooks.pipeline.transform import TaskTrials, redact_report, task_rows
 from harbor_hooks.readers.discover import fetch_trial, is_url, trial_stamp
 from harbor_hooks.readers.meta import JobResults, TrialMeta
@@ -94,7 +94,7 @@ def _whole_shards(records: list[dict[str, Any]], known: Known) -> dict[str, str]
             if run[0] != name or run[1] + run[2] != start:
                 return None
             run[2] += count
-    if not all(start == 0 and known.shard_rows.get(name) == count and name.startswith("shards/")
+    if not all(start == 0 and known.shard_rows.get(name) == count and name.startswith(SHARDS + "/")
                for name, start, count in runs.values()):
         return None
     return {split: os.path.join(known.store, name) for split, (name, _, _) in runs.items()}
