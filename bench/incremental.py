@@ -10,12 +10,14 @@ the hook service runs it (a separate CLI process adds its own start, ~0.35 s, to
   (median of --runs, each from a copy of the store as it was before the trials were added);
   its Parquet compared with the full export's, byte for byte;
 - job end: the exporter plugin's on_job_complete after every trial was streamed through
-  on_trial_complete, against on_job_complete with streaming off (the full export).
+  on_trial_complete (in a shuffled order: trials end in no particular order), against
+  on_job_complete with streaming off (the full export).
 """
 
 from __future__ import annotations
 
 import argparse
+import random
 import shutil
 import statistics
 import sys
@@ -78,11 +80,13 @@ def job_end(job: Path, runs: int, episodes: str) -> dict[str, float]:
         without.append(timed(lambda: ExporterPlugin().on_job_complete(job_dir=job, settings=plain)))
     full_bytes = (job / "traces" / "traces.parquet").read_bytes()
     with_stream, stream_total = [], []
+    order = finished_trials(job)
+    random.Random(0).shuffle(order)
     for _ in range(runs):
         shutil.rmtree(store, ignore_errors=True)
         plugin = ExporterPlugin()
         start = time.perf_counter()
-        for name in finished_trials(job):
+        for name in order:  # trials end in no particular order
             plugin.on_trial_complete(trial_dir=job / name, settings=streamed)
         stream_total.append(time.perf_counter() - start)
         with_stream.append(timed(lambda: plugin.on_job_complete(job_dir=job, settings=streamed)))

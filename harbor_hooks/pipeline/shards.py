@@ -22,6 +22,7 @@ from harbor_hooks.report import ExportReport
 WORK_PREFIX = ".harbor-hooks-export-"  # an export's work folder (in the store, with --incremental)
 SHARDS = "shards"  # the folder of a store's shards
 ROWS_PER_BATCH = 1000
+JOINED_PIECES = 4  # more pieces of stored rows than this are joined into one batch
 BYTES_PER_BATCH = 32 << 20
 
 
@@ -45,7 +46,7 @@ class ShardWriter:
         self.storage = storage_schema(schema)  # rows are converted to it, then cast to schema
         self._pending: dict[str, list[dict[str, Any]]] = {}
         self._owners: dict[str, list[int]] = {}  # the trial of each pending row, when placed
-        self._tables: dict[str, list[pa.Table]] = {}  # stored rows not written yet
+        self._tables: dict[str, list[list[Any]]] = {}  # stored rows not written: [table, start, count]
         self._pending_bytes: dict[str, int] = {}
         self._writers: dict[str, tuple[Any, Any, str]] = {}
         self.rows: dict[str, int] = {}
@@ -65,16 +66,20 @@ class ShardWriter:
         if len(rows) >= ROWS_PER_BATCH or self._pending_bytes[split] >= BYTES_PER_BATCH:
             self._flush_rows(split)
 
-    def add_table(self, split: str, table: pa.Table, size: int, trial: int) -> None:
-        """Stored rows of a trial (--incremental; size: their bytes, about), after the rows
-        added before them; joined with the next ones into batches of bounded size."""
+    def add_table(self, split: str, table: pa.Table, start: int, count: int, size: int, trial: int) -> None:
+        """Stored rows of a trial (--incremental): count rows of table from start (size: their
+        bytes, about), after the rows added before them. Neighbouring rows of one stored
+        table are joined; pieces are written in batches of bounded size."""
         self._flush_rows(split)
-        tables = self._tables.setdefault(split, [])
-        pending = sum(t.num_rows for t in tables)
-        self.placed.setdefault(trial, {})[split] = [self.rows.get(split, 0) + pending, table.num_rows]
-        tables.append(table)
+        pieces = self._tables.setdefault(split, [])
+        pending = sum(piece[2] for piece in pieces)
+        self.placed.setdefault(trial, {})[split] = [self.rows.get(split, 0) + pending, count]
+        if pieces and pieces[-1][0] is table and pieces[-1][1] + pieces[-1][2] == start:
+            pieces[-1][2] += count
+        else:
+            pieces.append([table, start, count])
         self._pending_bytes[split] = self._pending_bytes.get(split, 0) + size
-        if pending + table.num_rows >= ROWS_PER_BATCH or self._pending_bytes[split] >= BYTES_PER_BATCH:
+        if pending + count >= ROWS_PER_BATCH or self._pending_bytes[split] >= BYTES_PER_BATCH:
             self._flush_tables(split)
 
     def _sink(self, split: str) -> Any:
@@ -86,12 +91,13 @@ class ShardWriter:
         return self._writers[split][1]
 
     def _flush_tables(self, split: str) -> None:
-        tables = self._tables.pop(split, None)
+        pieces = [table.slice(start, count) for table, start, count in self._tables.pop(split, [])]
         self._pending_bytes[split] = 0
-        if tables:
-            table = pa.concat_tables(tables).combine_chunks()
-            self._sink(split).write_table(table)
-            self.rows[split] = self.rows.get(split, 0) + table.num_rows
+        if len(pieces) > JOINED_PIECES:  # many small ones: one batch (a copy) reads faster later
+            pieces = [pa.concat_tables(pieces).combine_chunks()]
+        for piece in pieces:  # a few large ones: written as they are (no copy but the file's)
+            self._sink(split).write_table(piece)
+            self.rows[split] = self.rows.get(split, 0) + piece.num_rows
 
     def _flush(self, split: str) -> None:
         self._flush_tables(split)

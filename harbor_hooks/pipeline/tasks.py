@@ -107,8 +107,9 @@ class StoredRows:
         self.store = store
         self._tables: dict[str, tuple[pa.Table, float]] = {}  # name -> (rows, bytes per row)
 
-    def rows(self, name: str, start: int, count: int) -> tuple[pa.Table, int]:
-        """The rows, and about how many bytes they hold."""
+    def rows(self, name: str, start: int, count: int) -> tuple[pa.Table, int, int, int]:
+        """The stored table that holds the rows, where they are in it, and about how many
+        bytes they hold."""
         if name not in self._tables:
             if len(self._tables) >= 8:
                 self._tables.pop(next(iter(self._tables)))
@@ -116,7 +117,9 @@ class StoredRows:
             table = pa.ipc.open_stream(pa.memory_map(os.path.join(self.store, name))).read_all()
             self._tables[name] = (table, table.nbytes / max(1, table.num_rows))
         table, per_row = self._tables[name]
-        return table.slice(start, count), int(per_row * count)
+        if start < 0 or start + count > table.num_rows:
+            raise IndexError(f"{name} holds {table.num_rows} rows, not {start}+{count}")
+        return table, start, count, int(per_row * count)
 
 
 def read_changed(task: TaskTrials, trial_dirs: list[str], root: str, records: list[dict[str, Any]],
@@ -133,8 +136,8 @@ def read_changed(task: TaskTrials, trial_dirs: list[str], root: str, records: li
             except (OSError, pa.ArrowException, AttributeError, IndexError):
                 del record["reused"]
             else:
-                for split, (table, size) in tables.items():
-                    writer.add_table(split, table, size, i)
+                for split, place in tables.items():
+                    writer.add_table(split, *place, i)
                 continue
         writer.trial_reports[i] = trial_report = ExportReport()
         before = Counter(task.redactor.counts) if task.redactor is not None else Counter()
