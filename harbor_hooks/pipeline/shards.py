@@ -41,8 +41,11 @@ def shard_schema(opts: ExportOptions) -> pa.Schema:
 class ShardWriter:
     """Arrow stream files, one per split, written in record batches of bounded size."""
 
-    def __init__(self, directory: str, stem: str, schema: pa.Schema, report: ExportReport):
+    def __init__(self, directory: str, stem: str, schema: pa.Schema, report: ExportReport,
+                 random_access: bool = False):
         self.directory, self.stem, self.schema, self.report = directory, stem, schema, report
+        self.random_access = random_access  # Arrow IPC files (a batch read by its number)
+        self.batches: dict[str, int] = {}  # batches written, by split
         self.storage = storage_schema(schema)  # rows are converted to it, then cast to schema
         self._pending: dict[str, list[dict[str, Any]]] = {}
         self._owners: dict[str, list[int]] = {}  # the trial of each pending row, when placed
@@ -87,7 +90,8 @@ class ShardWriter:
             safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in split)
             path = os.path.join(self.directory, f"{safe}-{self.stem}.arrow")
             sink = pa.OSFile(path, "wb")
-            self._writers[split] = (sink, pa.ipc.new_stream(sink, self.schema), path)
+            new = pa.ipc.new_file if self.random_access else pa.ipc.new_stream
+            self._writers[split] = (sink, new(sink, self.schema), path)
         return self._writers[split][1]
 
     def _flush_tables(self, split: str) -> None:
@@ -115,6 +119,7 @@ class ShardWriter:
             rows, owners = [rows[i] for i in kept], [owners[i] for i in kept if owners]
             batch = self._batch(rows)
         self._sink(split).write_batch(batch)
+        self.batches[split] = self.batches.get(split, 0) + 1
         start = self.rows.get(split, 0)
         for offset, trial in enumerate(owners):
             self.placed.setdefault(trial, {}).setdefault(split, [start + offset, 0])[1] += 1

@@ -12,8 +12,9 @@ vanished are left out. The stored rows are those before --dedupe and the draws, 
 made on the whole job as always.
 
 As a job runs, the exporter plugin writes into its store (TrialStream): each finished
-trial's rows go to a stream segment and its record to a journal, which the job-end export
-reads like the manifest.
+trial's rows go to a stream segment (an Arrow IPC file, a batch per trial: trials end in
+any order, so a job-end task reads its trials' batches by number from many segments), and
+its record to a journal, which the job-end export reads like the manifest.
 """
 from __future__ import annotations
 
@@ -170,7 +171,7 @@ class TrialStore:
     def _rows_present(self, record: Any, present: set[str]) -> bool:
         """Whether a record's rows can be read back (a shard lost or cut short: read again)."""
         try:
-            for name, start, count in record.get("rows", {}).values():
+            for name, start, count, *_ in record.get("rows", {}).values():
                 if name not in present or start < 0 or start + count > self.shards[name][0]:
                     return False
             return isinstance(record["report"], dict) and isinstance(record["stamp"], str)
@@ -342,7 +343,7 @@ class TrialStream:
         """Export one finished trial into the store."""
         if self.writer is None:  # a report of its own: what the job-end export reports is its own
             self.writer = ShardWriter(os.path.join(self.path, STREAM), f"s{uuid.uuid4().hex[:12]}",
-                                      shard_schema(self.opts), ExportReport())
+                                      shard_schema(self.opts), ExportReport(), random_access=True)
         i = self.trials
         records = stamp_trials(self.task, [trial_dir], [None])
         traced = read_changed(self.task, [trial_dir], self.root, records, [None], self.writer, first=i)
@@ -350,23 +351,19 @@ class TrialStream:
         finish_records(self.task, records, self.writer, traced, i)
         self.trials += 1
         record = records[0]
-        record["rows"] = {split: [f"{STREAM}/{os.path.basename(self.writer.path_of(split))}", start, count]
+        # each trial's rows are one batch of a segment: a job-end task reads it by its number
+        record["rows"] = {split: [f"{STREAM}/{os.path.basename(self.writer.path_of(split))}", start, count,
+                                  self.writer.batches[split] - 1]
                           for split, (start, count) in record.get("rows", {}).items()}
         self._append(orjson.dumps({"trial": _key(trial_dir), **record}))
         if self.trials % SEGMENT_TRIALS == 0:
             self._close_segment()
 
     def _close_segment(self) -> None:
-        """The segment closed, each of its files made one batch (a job-end task copies a few
-        trials' rows from it: one batch maps at once), and named in the journal."""
+        """The segment closed, and named in the journal with its rows, size and mtime."""
         if self.writer is None:
             return
         for split, path in self.writer.close().items():
-            table = pa.ipc.open_stream(pa.memory_map(path)).read_all().combine_chunks()
-            with pa.OSFile(path + ".tmp", "wb") as sink, pa.ipc.new_stream(sink, table.schema) as writer:
-                writer.write_table(table)
-            del table
-            os.replace(path + ".tmp", path)
             self._append(orjson.dumps({"shard": f"{STREAM}/{os.path.basename(path)}",
                                        "rows": self.writer.rows[split], "stat": _stat(path)}))
         self.writer = None

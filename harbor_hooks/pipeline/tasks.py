@@ -20,6 +20,9 @@ from harbor_hooks.readers.discover import fetch_trial, is_url, trial_stamp
 from harbor_hooks.readers.meta import JobResults, TrialMeta
 from harbor_hooks.report import ExportReport
 
+SEGMENTS_OPEN = 256  # stream segments a worker keeps open (a file and its footer each)
+SEGMENTS_MAPPED = 4  # and those it maps whole (a job of 4,000 trials has 4: no batch read)
+
 
 class Known(NamedTuple):
     """What an --incremental task is given: where the store is, the record of each trial (or
@@ -64,7 +67,7 @@ def _export_known(index: int, trial_dirs: list[str], root: str, opts: ExportOpti
         writer.report.redactions.update(task.redactor.counts - before)
     if whole is not None:
         for record, entry in zip(records, known.records):
-            record["rows"] = {split: place[1:] for split, place in entry["rows"].items()}
+            record["rows"] = {split: place[1:3] for split, place in entry["rows"].items()}
         return TaskResult(index, whole, {s: known.shard_rows[os.path.relpath(p, known.store)]
                                          for s, p in whole.items()}, writer.report, records)
     finish_records(task, records, writer, traced)
@@ -89,7 +92,7 @@ def _whole_shards(records: list[dict[str, Any]], known: Known) -> dict[str, str]
         return None
     runs: dict[str, list[Any]] = {}
     for entry in known.records:
-        for split, (name, start, count) in entry["rows"].items():
+        for split, (name, start, count, *_) in entry["rows"].items():
             run = runs.setdefault(split, [name, start, 0])
             if run[0] != name or run[1] + run[2] != start:
                 return None
@@ -101,15 +104,31 @@ def _whole_shards(records: list[dict[str, Any]], known: Known) -> dict[str, str]
 
 
 class StoredRows:
-    """The stored shards a worker copies reused rows from, a few mapped at a time."""
+    """The stored rows a worker copies: shards mapped a few at a time; stream segments (a
+    batch per trial, in the order trials ended) read batch by batch, the first few mapped,
+    the others from open files (a task's trials are spread over every segment: mapping
+    them all would keep the whole store in memory)."""
 
     def __init__(self, store: str):
         self.store = store
         self._tables: dict[str, tuple[pa.Table, float]] = {}  # name -> (rows, bytes per row)
+        self._segments: dict[str, tuple[pa.ipc.RecordBatchFileReader, bool]] = {}  # (reader, mapped)
 
-    def rows(self, name: str, start: int, count: int) -> tuple[pa.Table, int, int, int]:
+    def rows(self, name: str, start: int, count: int, *batch: int) -> tuple[pa.Table, int, int, int]:
         """The stored table that holds the rows, where they are in it, and about how many
         bytes they hold."""
+        if batch:
+            if name not in self._segments:
+                if len(self._segments) >= SEGMENTS_OPEN:
+                    self._segments.pop(next(iter(self._segments)))
+                path = os.path.join(self.store, name)
+                mapped = sum(m for _, m in self._segments.values()) < SEGMENTS_MAPPED
+                self._segments[name] = (pa.ipc.open_file(pa.memory_map(path) if mapped else pa.OSFile(path)),
+                                        mapped)
+            rows = self._segments[name][0].get_batch(batch[0])
+            if rows.num_rows != count:
+                raise IndexError(f"{name}: batch {batch[0]} holds {rows.num_rows} rows, not {count}")
+            return pa.Table.from_batches([rows]), 0, count, rows.get_total_buffer_size()
         if name not in self._tables:
             if len(self._tables) >= 8:
                 self._tables.pop(next(iter(self._tables)))
