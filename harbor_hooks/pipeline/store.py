@@ -320,7 +320,7 @@ class TrialStream:
 
     def __init__(self, path: str, opts: ExportOptions, split_by: str | None, root: str):
         open_store(path, STREAM)
-        self.path, self.root, self.opts, self.split_by = path, os.fspath(root), opts, split_by
+        self.path, self.root, self.opts = path, os.fspath(root), opts
         self.task = TaskTrials(opts, ExportReport(), split_by)
         header = orjson.dumps(fingerprint(opts, split_by, [self.root]))
         journal = os.path.join(path, JOURNAL)
