@@ -115,8 +115,9 @@ class ExportReport:
         state.update({k: dict(getattr(self, k)) for k in self._COUNTERS if getattr(self, k)})
         if self.skips:
             state["skips"] = [[s.kind, s.path, s.reason] for s in self.skips]
-        if self.more_alike():
-            state["alike"] = [[*key, n] for key, n in self.alike.items() if n > MAX_ALIKE]
+        alike = [[*key, n] for key, n in self.alike.items() if n > MAX_ALIKE]
+        if alike:
+            state["alike"] = alike
         if self.notes:
             state["notes"] = list(self.notes)
         return state

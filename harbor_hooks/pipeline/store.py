@@ -52,7 +52,8 @@ def store_of(output: str | os.PathLike) -> str:
 
 
 def _file_stamp(path: str) -> list[Any]:
-    """Size and mtime of a file, or of every file in a folder (a tokenizer)."""
+    """Size and mtime of a file, or of every file in a folder (a tokenizer), links followed
+    (unlike a trial's stamp: a Hub cache's snapshot folder holds links to its blobs)."""
     found = []
     for folder, _, names in sorted(os.walk(path)) if os.path.isdir(path) else [("", [], [path])]:
         for name in sorted(names):
